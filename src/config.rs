@@ -1,0 +1,937 @@
+//! Configuration: layered sources → [`Raw`] (only what the user typed, type-checked) → validated [`Config`], which
+//! holds one plain sub-config per component.
+//!
+//! Layers, later wins: `config/default.toml` (compiled in: the single source of every default) → `--config FILE`
+//! → env `NEXUS_<SECTION>__<KEY>` → the seed's env names (`MCP_PORT`, `SSH_HOST`/`SSH_TUNNEL_HOST`, …) → CLI
+//! flags. Unknown keys and invalid values are errors that name the key ([`ConfigError`]; the binary exits 64).
+//! Secrets are [`Secret`]s: their `Debug` and `Serialize` print `***`.
+//!
+//! This module reads files (secrets, `*_file` keys) but opens no sockets and knows no component's behaviour.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+use crate::mongo::uri::MongoUri;
+
+/// The shipped defaults, compiled in so the binary needs no file to start.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of the structured environment variables (`NEXUS_SSH__HOST`).
+const ENV_PREFIX: &str = "NEXUS_";
+/// Separates section and key in structured environment variables.
+const ENV_SEPARATOR: &str = "__";
+
+/// A configuration error. It names the key (or file) at fault; the binary exits 64 (`EX_USAGE`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key is missing or has an invalid value.
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+    /// A file could not be read or parsed.
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Where the configuration comes from. Tests build this directly instead of touching the process environment.
+#[derive(Debug, Default)]
+pub struct Sources {
+    /// `--config FILE`.
+    pub file: Option<PathBuf>,
+    /// The process environment (only `NEXUS_*` and the seed names are read).
+    pub env: HashMap<String, String>,
+    /// `--transport` on the command line.
+    pub transport: Option<Transport>,
+    /// `--listen` on the command line.
+    pub listen: Option<String>,
+}
+
+impl Sources {
+    /// The process environment plus the given file and flags.
+    pub fn from_process(file: Option<PathBuf>, transport: Option<Transport>, listen: Option<String>) -> Self {
+        Self {
+            file,
+            env: std::env::vars().collect(),
+            transport,
+            listen,
+        }
+    }
+}
+
+/// A secret value: never printed, never serialized.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// The MCP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Streamable HTTP at `/mcp` on `server.listen`.
+    Http,
+    /// MCP on stdin/stdout (Claude Desktop, Cursor); logs on stderr.
+    Stdio,
+}
+
+/// How an unknown or changed bastion host key is treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Unknown or changed key: refuse (log the offered key's fingerprint). The default.
+    Strict,
+    /// Unknown key: learn it into known_hosts. Changed key: refuse.
+    AcceptNew,
+    /// Accept any key, with a loud warning at every connect. Never in production.
+    InsecureAcceptAny,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    Json,
+    Pretty,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Raw: what the user typed, type-checked by serde. Every key of config/default.toml, plus the optional ones.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    server: RawServer,
+    ssh: RawSsh,
+    tunnel: RawTunnel,
+    mongo: RawMongo,
+    mcp: RawMcp,
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    transport: Transport,
+    allowed_hosts: Vec<String>,
+    allowed_origins: Vec<String>,
+    #[serde(default)]
+    auth_tokens_file: Option<PathBuf>,
+    body_limit: ByteSize,
+    max_in_flight: usize,
+    #[serde(with = "humantime_serde")]
+    request_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    shutdown_grace: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSsh {
+    enabled: bool,
+    #[serde(default)]
+    host: Option<String>,
+    port: u16,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    private_key: Option<PathBuf>,
+    #[serde(default)]
+    private_key_passphrase: Option<String>,
+    #[serde(default)]
+    private_key_passphrase_file: Option<PathBuf>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    agent: bool,
+    #[serde(default)]
+    known_hosts: Option<PathBuf>,
+    host_key_policy: HostKeyPolicy,
+    jump: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    keepalive_interval: Duration,
+    keepalive_max: usize,
+    #[serde(with = "humantime_serde")]
+    reconnect_min_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    reconnect_max_delay: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTunnel {
+    local_listen: String,
+    #[serde(default)]
+    remote_host: Option<String>,
+    #[serde(default)]
+    remote_port: Option<u16>,
+    max_connections: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMongo {
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    uri_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    server_selection_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    max_time: Duration,
+    #[serde(with = "humantime_serde")]
+    health_interval: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMcp {
+    read_only: bool,
+    allowed_databases: Vec<String>,
+    denied_databases: Vec<String>,
+    allowed_collections: Vec<String>,
+    default_limit: u64,
+    max_documents: u64,
+    max_bytes: ByteSize,
+    block_server_side_js: bool,
+    confirm_destructive: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: LogFormat,
+    level: String,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validated: per-component configs. No `Default`: every value comes through `load`.
+
+/// The whole validated configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// `None` when `ssh.enabled = false`: MongoDB is reached directly.
+    pub tunnel: Option<TunnelConfig>,
+    pub mongo: MongoConfig,
+    pub mcp: McpConfig,
+    pub log: LogConfig,
+}
+
+/// The HTTP server and MCP transport.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub transport: Transport,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub auth_tokens_file: Option<PathBuf>,
+    pub body_limit: ByteSize,
+    pub max_in_flight: usize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// One SSH hop: the bastion or a jump host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SshEndpoint {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for SshEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+/// Credentials, tried in this order: agent, key, password.
+#[derive(Clone, Debug, Serialize)]
+pub struct SshAuth {
+    pub agent: bool,
+    pub private_key: Option<PathBuf>,
+    pub private_key_passphrase: Option<Secret>,
+    pub password: Option<Secret>,
+}
+
+/// The SSH tunnel: how to reach the bastion and what to forward.
+#[derive(Clone, Debug, Serialize)]
+pub struct TunnelConfig {
+    /// Jump hosts in order (ProxyJump), then the bastion last.
+    pub jumps: Vec<SshEndpoint>,
+    pub bastion: SshEndpoint,
+    pub auth: SshAuth,
+    pub known_hosts: PathBuf,
+    pub host_key_policy: HostKeyPolicy,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    pub keepalive_max: usize,
+    #[serde(with = "humantime_serde")]
+    pub reconnect_min_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reconnect_max_delay: Duration,
+    pub local_listen: SocketAddr,
+    /// The MongoDB host as seen from the bastion.
+    pub remote_host: String,
+    pub remote_port: u16,
+    pub max_connections: usize,
+}
+
+/// The MongoDB driver.
+#[derive(Clone, Debug, Serialize)]
+pub struct MongoConfig {
+    /// The URI as seen from the bastion.
+    pub uri: MongoUri,
+    #[serde(with = "humantime_serde")]
+    pub server_selection_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_time: Duration,
+    #[serde(with = "humantime_serde")]
+    pub health_interval: Duration,
+}
+
+/// The MCP tools and their guards.
+#[derive(Clone, Debug, Serialize)]
+pub struct McpConfig {
+    pub read_only: bool,
+    pub allowed_databases: Vec<String>,
+    pub denied_databases: Vec<String>,
+    pub allowed_collections: Vec<String>,
+    pub default_limit: u64,
+    pub max_documents: u64,
+    pub max_bytes: ByteSize,
+    pub block_server_side_js: bool,
+    pub confirm_destructive: bool,
+}
+
+/// Logging.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loading.
+
+/// Loads and validates the configuration from every layer.
+///
+/// # Errors
+/// [`ConfigError`] naming the key or file at fault.
+pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+    let raw = layered(sources)?;
+    validate(raw)
+}
+
+fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
+    use config::{Environment, File, FileFormat};
+
+    let mut builder = config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+    if let Some(path) = &sources.file {
+        if !path.is_file() {
+            return Err(ConfigError::File {
+                path: path.clone(),
+                reason: "no such file".into(),
+            });
+        }
+        builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
+    }
+    let structured: config::Map<String, String> = sources
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k[ENV_PREFIX.len()..].contains(ENV_SEPARATOR))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut env = Environment::with_prefix("NEXUS")
+        .prefix_separator("_")
+        .separator(ENV_SEPARATOR)
+        .try_parsing(true)
+        .list_separator(",")
+        .source(Some(structured));
+    for key in LIST_KEYS {
+        env = env.with_list_parse_key(key);
+    }
+    builder = builder.add_source(env);
+
+    // The seed's env names, then the CLI flags: overrides, applied in order (later wins).
+    let mut overrides: Vec<(&str, String)> = Vec::new();
+    for (names, key) in SEED_ENV {
+        if let Some(value) = names.iter().rev().find_map(|n| sources.env.get(*n)) {
+            overrides.push((key, value.clone()));
+        }
+    }
+    if let Some(listen) = &sources.listen {
+        overrides.push(("server.listen", listen.clone()));
+    }
+    if let Some(transport) = sources.transport {
+        let name = match transport {
+            Transport::Http => "http",
+            Transport::Stdio => "stdio",
+        };
+        overrides.push(("server.transport", name.into()));
+    }
+    let port_overrides = [("MCP_PORT", "server.listen"), ("LOCAL_PORT", "tunnel.local_listen")];
+    let needs_base = port_overrides.iter().any(|(n, _)| sources.env.contains_key(*n));
+    if needs_base {
+        // A port-only env name keeps the host of the layers below it.
+        let base = builder.build_cloned().map_err(from_config_error)?;
+        for (name, key) in port_overrides {
+            if let Some(port) = sources.env.get(name) {
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| ConfigError::invalid(name, format!("`{port}` is not a port number")))?;
+                let current: String = base.get(key).map_err(from_config_error)?;
+                let addr = parse_socket_addr(key, &current)?;
+                let value = SocketAddr::new(addr.ip(), port).to_string();
+                // CLI --listen still wins over MCP_PORT: insert before it.
+                let at = overrides.iter().position(|(k, _)| *k == "server.listen").unwrap_or(overrides.len());
+                overrides.insert(at.min(overrides.len()), (key, value));
+            }
+        }
+    }
+    for (key, value) in overrides {
+        builder = builder.set_override(key, value).map_err(from_config_error)?;
+    }
+    let merged = builder.build().map_err(from_config_error)?;
+    serde_path_to_error::deserialize(merged).map_err(|e| {
+        let key = e.path().to_string();
+        let reason = first_line(&from_config_error(e.into_inner()).to_string());
+        ConfigError::invalid(key, reason)
+    })
+}
+
+/// Keys whose env values are comma-separated lists.
+const LIST_KEYS: [&str; 6] = [
+    "server.allowed_hosts",
+    "server.allowed_origins",
+    "ssh.jump",
+    "mcp.allowed_databases",
+    "mcp.denied_databases",
+    "mcp.allowed_collections",
+];
+
+/// The seed's env names (compatible with the tunnel-sidecar setups users come from) and the keys they set.
+/// Within one entry the last name present wins (`SSH_TUNNEL_HOST` over `SSH_HOST`).
+const SEED_ENV: [(&[&str], &str); 6] = [
+    (&["SSH_HOST", "SSH_TUNNEL_HOST"], "ssh.host"),
+    (&["SSH_PORT", "SSH_TUNNEL_PORT"], "ssh.port"),
+    (&["SSH_USER"], "ssh.user"),
+    (&["MONGO_URI"], "mongo.uri"),
+    (&["REMOTE_HOST"], "tunnel.remote_host"),
+    (&["REMOTE_PORT"], "tunnel.remote_port"),
+];
+
+fn from_config_error(e: config::ConfigError) -> ConfigError {
+    match e {
+        config::ConfigError::FileParse { uri, cause } => ConfigError::File {
+            path: uri.unwrap_or_default().into(),
+            reason: first_line(&cause.to_string()),
+        },
+        config::ConfigError::Type {
+            key: Some(key),
+            unexpected,
+            expected,
+            ..
+        } => ConfigError::invalid(key, format!("invalid type: {unexpected}, expected {expected}")),
+        config::ConfigError::At {
+            key: Some(key), error, ..
+        } => ConfigError::invalid(key, first_line(&error.to_string())),
+        config::ConfigError::NotFound(key) => ConfigError::invalid(key, "missing"),
+        other => ConfigError::invalid("config", first_line(&other.to_string())),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim().to_string()
+}
+
+fn validate(raw: Raw) -> Result<Config, ConfigError> {
+    let server = validate_server(raw.server)?;
+    let mongo = validate_mongo(raw.mongo)?;
+    let tunnel = if raw.ssh.enabled {
+        Some(validate_tunnel(raw.ssh, raw.tunnel, &mongo.uri)?)
+    } else {
+        None
+    };
+    let mcp = validate_mcp(raw.mcp)?;
+    let log = validate_log(raw.log)?;
+    Ok(Config {
+        server,
+        tunnel,
+        mongo,
+        mcp,
+        log,
+    })
+}
+
+fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
+    let listen = parse_socket_addr("server.listen", &raw.listen)?;
+    positive("server.max_in_flight", raw.max_in_flight)?;
+    nonzero_duration("server.request_timeout", raw.request_timeout)?;
+    if raw.body_limit.as_u64() == 0 {
+        return Err(ConfigError::invalid("server.body_limit", "must be greater than 0"));
+    }
+    if let Some(path) = &raw.auth_tokens_file {
+        readable("server.auth_tokens_file", path)?;
+    }
+    Ok(ServerConfig {
+        listen,
+        transport: raw.transport,
+        allowed_hosts: raw.allowed_hosts,
+        allowed_origins: raw.allowed_origins,
+        auth_tokens_file: raw.auth_tokens_file,
+        body_limit: raw.body_limit,
+        max_in_flight: raw.max_in_flight,
+        request_timeout: raw.request_timeout,
+        shutdown_grace: raw.shutdown_grace,
+    })
+}
+
+fn validate_mongo(raw: RawMongo) -> Result<MongoConfig, ConfigError> {
+    let uri = secret_value("mongo.uri", raw.uri, raw.uri_file)?
+        .ok_or_else(|| ConfigError::invalid("mongo.uri", "missing: set mongo.uri, mongo.uri_file or MONGO_URI"))?;
+    let uri = MongoUri::parse(uri.expose()).map_err(|reason| ConfigError::invalid("mongo.uri", reason))?;
+    nonzero_duration("mongo.server_selection_timeout", raw.server_selection_timeout)?;
+    nonzero_duration("mongo.max_time", raw.max_time)?;
+    nonzero_duration("mongo.health_interval", raw.health_interval)?;
+    Ok(MongoConfig {
+        uri,
+        server_selection_timeout: raw.server_selection_timeout,
+        max_time: raw.max_time,
+        health_interval: raw.health_interval,
+    })
+}
+
+fn validate_tunnel(ssh: RawSsh, tunnel: RawTunnel, uri: &MongoUri) -> Result<TunnelConfig, ConfigError> {
+    let host = required("ssh.host", ssh.host)?;
+    let user = required("ssh.user", ssh.user)?;
+    if ssh.port == 0 {
+        return Err(ConfigError::invalid("ssh.port", "must be between 1 and 65535"));
+    }
+    let bastion = SshEndpoint {
+        user: user.clone(),
+        host,
+        port: ssh.port,
+    };
+    let jumps = ssh
+        .jump
+        .iter()
+        .enumerate()
+        .map(|(i, s)| parse_endpoint(s, &user).map_err(|r| ConfigError::invalid(format!("ssh.jump[{i}]"), r)))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let passphrase = secret_value(
+        "ssh.private_key_passphrase",
+        ssh.private_key_passphrase,
+        ssh.private_key_passphrase_file,
+    )?;
+    let password = secret_value("ssh.password", ssh.password, ssh.password_file)?;
+    let private_key = ssh.private_key.map(|p| expand_home(&p));
+    if let Some(path) = &private_key {
+        readable("ssh.private_key", path)?;
+    } else if passphrase.is_some() {
+        return Err(ConfigError::invalid(
+            "ssh.private_key_passphrase",
+            "set without ssh.private_key",
+        ));
+    }
+    if !ssh.agent && private_key.is_none() && password.is_none() {
+        return Err(ConfigError::invalid(
+            "ssh",
+            "no authentication method: set ssh.private_key, ssh.password(_file) or ssh.agent = true",
+        ));
+    }
+    let known_hosts = match ssh.known_hosts {
+        Some(p) => expand_home(&p),
+        None => home_dir()
+            .map(|h| h.join(".ssh/known_hosts"))
+            .ok_or_else(|| ConfigError::invalid("ssh.known_hosts", "not set and $HOME is unknown"))?,
+    };
+
+    nonzero_duration("ssh.connect_timeout", ssh.connect_timeout)?;
+    nonzero_duration("ssh.keepalive_interval", ssh.keepalive_interval)?;
+    positive("ssh.keepalive_max", ssh.keepalive_max)?;
+    nonzero_duration("ssh.reconnect_min_delay", ssh.reconnect_min_delay)?;
+    if ssh.reconnect_max_delay < ssh.reconnect_min_delay {
+        return Err(ConfigError::invalid(
+            "ssh.reconnect_max_delay",
+            "must not be less than ssh.reconnect_min_delay",
+        ));
+    }
+
+    let local_listen = parse_socket_addr("tunnel.local_listen", &tunnel.local_listen)?;
+    positive("tunnel.max_connections", tunnel.max_connections)?;
+    let (remote_host, remote_port) = match (tunnel.remote_host, tunnel.remote_port) {
+        (Some(host), port) => (host, port.unwrap_or(uri.first_host().1)),
+        (None, port) => {
+            if uri.is_srv() {
+                return Err(ConfigError::invalid(
+                    "mongo.uri",
+                    "mongodb+srv:// cannot be resolved through an SSH forward: use mongodb://host:port \
+                     (or set tunnel.remote_host)",
+                ));
+            }
+            if uri.hosts().len() > 1 {
+                return Err(ConfigError::invalid(
+                    "mongo.uri",
+                    "lists several hosts, but one SSH forward reaches one host: list the one to use \
+                     (or set tunnel.remote_host)",
+                ));
+            }
+            let (host, uri_port) = uri.first_host();
+            (host.to_string(), port.unwrap_or(uri_port))
+        }
+    };
+    if remote_port == 0 {
+        return Err(ConfigError::invalid("tunnel.remote_port", "must be between 1 and 65535"));
+    }
+
+    Ok(TunnelConfig {
+        jumps,
+        bastion,
+        auth: SshAuth {
+            agent: ssh.agent,
+            private_key,
+            private_key_passphrase: passphrase,
+            password,
+        },
+        known_hosts,
+        host_key_policy: ssh.host_key_policy,
+        connect_timeout: ssh.connect_timeout,
+        keepalive_interval: ssh.keepalive_interval,
+        keepalive_max: ssh.keepalive_max,
+        reconnect_min_delay: ssh.reconnect_min_delay,
+        reconnect_max_delay: ssh.reconnect_max_delay,
+        local_listen,
+        remote_host,
+        remote_port,
+        max_connections: tunnel.max_connections,
+    })
+}
+
+fn validate_mcp(raw: RawMcp) -> Result<McpConfig, ConfigError> {
+    if raw.max_documents == 0 {
+        return Err(ConfigError::invalid("mcp.max_documents", "must be greater than 0"));
+    }
+    if raw.default_limit == 0 || raw.default_limit > raw.max_documents {
+        return Err(ConfigError::invalid(
+            "mcp.default_limit",
+            "must be between 1 and mcp.max_documents",
+        ));
+    }
+    if raw.max_bytes.as_u64() == 0 {
+        return Err(ConfigError::invalid("mcp.max_bytes", "must be greater than 0"));
+    }
+    Ok(McpConfig {
+        read_only: raw.read_only,
+        allowed_databases: raw.allowed_databases,
+        denied_databases: raw.denied_databases,
+        allowed_collections: raw.allowed_collections,
+        default_limit: raw.default_limit,
+        max_documents: raw.max_documents,
+        max_bytes: raw.max_bytes,
+        block_server_side_js: raw.block_server_side_js,
+        confirm_destructive: raw.confirm_destructive,
+    })
+}
+
+fn validate_log(raw: RawLog) -> Result<LogConfig, ConfigError> {
+    tracing_subscriber::EnvFilter::try_new(&raw.level).map_err(|e| ConfigError::invalid("log.level", e))?;
+    Ok(LogConfig {
+        format: raw.format,
+        level: raw.level,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small validators.
+
+fn parse_socket_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| ConfigError::invalid(key, format!("`{value}` is not an IP:PORT address")))
+}
+
+fn required(key: &str, value: Option<String>) -> Result<String, ConfigError> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::invalid(key, "missing")),
+    }
+}
+
+fn positive(key: &str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn nonzero_duration(key: &str, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(ConfigError::invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn readable(key: &str, path: &Path) -> Result<(), ConfigError> {
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))
+}
+
+/// A secret given inline (`key`) or in a file (`key_file`), not both. A file's trailing newline is dropped.
+fn secret_value(key: &str, inline: Option<String>, file: Option<PathBuf>) -> Result<Option<Secret>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(key, format!("set both {key} and {key}_file: keep one"))),
+        (Some(v), None) => Ok(Some(Secret(v))),
+        (None, Some(path)) => {
+            let key_file = format!("{key}_file");
+            let path = expand_home(&path);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::invalid(&key_file, format!("cannot read {}: {e}", path.display())))?;
+            let value = text.trim_end_matches(['\r', '\n']).to_string();
+            if value.is_empty() {
+                return Err(ConfigError::invalid(key_file, format!("{} is empty", path.display())));
+            }
+            Ok(Some(Secret(value)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// `[user@]host[:port]`; IPv6 hosts in brackets.
+fn parse_endpoint(s: &str, default_user: &str) -> Result<SshEndpoint, String> {
+    let (user, rest) = match s.rsplit_once('@') {
+        Some((u, r)) if !u.is_empty() => (u.to_string(), r),
+        Some(_) => return Err(format!("`{s}`: empty user name")),
+        None => (default_user.to_string(), s),
+    };
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(|| format!("`{s}`: unclosed `[`"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("`{s}`: invalid port"))?,
+            None if after.is_empty() => 22,
+            None => return Err(format!("`{s}`: expected `[host]:port`")),
+        };
+        (host.to_string(), port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| format!("`{s}`: invalid port"))?),
+            None => (rest.to_string(), 22),
+        }
+    };
+    if host.is_empty() || port == 0 {
+        return Err(format!("`{s}`: expected user@host:port"));
+    }
+    Ok(SshEndpoint { user, host, port })
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+}
+
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), home_dir()) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(toml: &str, env: &[(&str, &str)]) -> (tempfile::TempDir, Sources) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nexus.toml");
+        std::fs::write(&file, toml).unwrap();
+        let key = dir.path().join("id_ed25519");
+        std::fs::write(&key, "not read at load time").unwrap();
+        let mut env: HashMap<String, String> =
+            env.iter().map(|(k, v)| (k.to_string(), v.replace("{key}", key.to_str().unwrap()))).collect();
+        env.insert("HOME".into(), dir.path().to_str().unwrap().into());
+        let s = Sources {
+            file: Some(file),
+            env,
+            ..Sources::default()
+        };
+        (dir, s)
+    }
+
+    const MINIMAL: &str = r#"
+        [ssh]
+        host = "bastion.example.com"
+        user = "tunnel"
+        agent = true
+        [mongo]
+        uri = "mongodb://app:s3cret@mongo.internal:27018/shop?authSource=admin"
+    "#;
+
+    fn err(toml: &str, env: &[(&str, &str)]) -> String {
+        let (_d, s) = sources(toml, env);
+        load(&s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_come_from_the_shipped_file() {
+        let (_d, s) = sources(MINIMAL, &[]);
+        let c = load(&s).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:3000".parse().unwrap());
+        assert!(c.mcp.read_only);
+        let t = c.tunnel.unwrap();
+        assert_eq!(t.bastion.to_string(), "tunnel@bastion.example.com:22");
+        assert_eq!((t.remote_host.as_str(), t.remote_port), ("mongo.internal", 27018));
+        assert_eq!(t.keepalive_interval, Duration::from_secs(5));
+        assert_eq!(t.host_key_policy, HostKeyPolicy::Strict);
+    }
+
+    #[test]
+    fn layers_apply_in_order_env_then_seed_names_then_cli() {
+        let (_d, mut s) = sources(
+            MINIMAL,
+            &[
+                ("NEXUS_SSH__PORT", "2200"),
+                ("NEXUS_SSH__JUMP", "a@j1:2201,j2"),
+                ("SSH_TUNNEL_PORT", "2222"),
+                ("MCP_PORT", "4000"),
+                ("LOCAL_PORT", "27999"),
+                ("NEXUS_BIN", "/ignored/not/a/key"),
+            ],
+        );
+        let c = load(&s).unwrap();
+        let t = c.tunnel.as_ref().unwrap();
+        assert_eq!(t.bastion.port, 2222, "seed names win over NEXUS_*");
+        assert_eq!(t.jumps[0].to_string(), "a@j1:2201");
+        assert_eq!(t.jumps[1].to_string(), "tunnel@j2:22");
+        assert_eq!(t.local_listen, "127.0.0.1:27999".parse().unwrap());
+        assert_eq!(c.server.listen, "127.0.0.1:4000".parse().unwrap());
+        s.listen = Some("127.0.0.1:5000".into());
+        s.transport = Some(Transport::Stdio);
+        let c = load(&s).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:5000".parse().unwrap(), "CLI wins over MCP_PORT");
+        assert_eq!(c.server.transport, Transport::Stdio);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        let e = err(&format!("{MINIMAL}\n[server]\nlisten_addr = \"x\""), &[]);
+        assert!(e.contains("listen_addr"), "{e}");
+        let e = err(MINIMAL, &[("NEXUS_SSH__HOSTNAME", "x")]);
+        assert!(e.contains("hostname"), "{e}");
+        let e = err(&format!("{MINIMAL}\n[metrics]\nenabled = true"), &[]);
+        assert!(e.contains("metrics"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        for (env, key) in [
+            (("NEXUS_SSH__PORT", "ssh"), "ssh.port"),
+            (("NEXUS_SSH__KEEPALIVE_INTERVAL", "soon"), "ssh.keepalive_interval"),
+            (("NEXUS_SSH__HOST_KEY_POLICY", "trust-me"), "ssh.host_key_policy"),
+            (("NEXUS_SERVER__LISTEN", "localhost"), "server.listen"),
+            (("NEXUS_MCP__MAX_BYTES", "lots"), "mcp.max_bytes"),
+            (("MCP_PORT", "http"), "MCP_PORT"),
+            (("NEXUS_SSH__JUMP", "@j1"), "ssh.jump[0]"),
+            (("NEXUS_SSH__RECONNECT_MAX_DELAY", "1ms"), "ssh.reconnect_max_delay"),
+            (("NEXUS_MCP__DEFAULT_LIMIT", "1000"), "mcp.default_limit"),
+            (("NEXUS_LOG__LEVEL", "info,[=="), "log.level"),
+        ] {
+            let e = err(MINIMAL, &[env]);
+            assert!(e.starts_with(key), "{env:?}: `{e}` should start with {key}");
+        }
+    }
+
+    #[test]
+    fn missing_required_values_are_named() {
+        let e = err("[mongo]\nuri = \"mongodb://m:27017\"\n[ssh]\nuser = \"u\"\nagent = true", &[]);
+        assert_eq!(e, "ssh.host: missing");
+        let e = err("[ssh]\nhost = \"h\"\nuser = \"u\"\nagent = true", &[]);
+        assert!(e.starts_with("mongo.uri: missing"), "{e}");
+        let e = err("[ssh]\nhost = \"h\"\nuser = \"u\"\n[mongo]\nuri = \"mongodb://m\"", &[]);
+        assert!(e.starts_with("ssh: no authentication method"), "{e}");
+        let e = err("[ssh]\nhost = \"h\"\nuser = \"u\"\nagent=true\n[mongo]\nuri = \"mongodb+srv://c.example\"", &[]);
+        assert!(e.starts_with("mongo.uri: mongodb+srv://"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "hunter2\n").unwrap();
+        let toml = format!(
+            "[ssh]\nhost = \"h\"\nuser = \"u\"\npassword_file = \"{}\"\n[mongo]\nuri = \"mongodb://app:s3cret@m:27017\"",
+            pw.display()
+        );
+        let (_d, s) = sources(&toml, &[]);
+        let c = load(&s).unwrap();
+        assert_eq!(c.tunnel.as_ref().unwrap().auth.password.as_ref().unwrap().expose(), "hunter2");
+        let printed = format!("{c:?} {}", serde_json::to_string(&c).unwrap());
+        assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
+
+        let e = err(&format!("{MINIMAL}\n"), &[("NEXUS_SSH__PASSWORD", "a"), ("NEXUS_SSH__PASSWORD_FILE", "/x")]);
+        assert!(e.starts_with("ssh.password: set both"), "{e}");
+    }
+
+    #[test]
+    fn ssh_disabled_connects_directly() {
+        let c = {
+            let (_d, s) = sources("[ssh]\nenabled = false\n[mongo]\nuri = \"mongodb+srv://c.example/\"", &[]);
+            load(&s).unwrap()
+        };
+        assert!(c.tunnel.is_none());
+    }
+
+    #[test]
+    fn endpoints_parse_user_host_port() {
+        assert_eq!(parse_endpoint("a@h:2", "d").unwrap().to_string(), "a@h:2");
+        assert_eq!(parse_endpoint("h", "d").unwrap().to_string(), "d@h:22");
+        assert_eq!(parse_endpoint("[::1]:2022", "d").unwrap().host, "::1");
+        assert!(parse_endpoint("h:0", "d").is_err());
+        assert!(parse_endpoint("h:x", "d").is_err());
+    }
+}

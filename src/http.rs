@@ -1,0 +1,164 @@
+//! The HTTP edge on `server.listen`: every endpoint of the process.
+//!
+//! - `GET /health` — liveness: 200 while the process answers.
+//! - `GET /ready` — readiness: 200 when started, not draining and every dependency healthy; else 503.
+//! - `GET /startup` — 200 once startup completed (one-way); else 503.
+//! - `GET /metrics` — Prometheus text format.
+//! - `/mcp` — MCP Streamable HTTP, mounted when the mcp stage completes; 503 with `Retry-After` before that and
+//!   while draining. In-flight `/mcp` requests are counted so shutdown can drain them.
+//!
+//! Probe bodies are JSON (see `health`); they never carry secrets.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::health::{Health, Probe};
+use crate::metrics::Metrics;
+
+/// Where the MCP service is mounted once ready.
+#[derive(Clone, Default)]
+pub struct McpSlot(Arc<OnceLock<Router>>);
+
+impl McpSlot {
+    /// Mounts the MCP router (once; later calls are ignored).
+    pub fn install(&self, router: Router) {
+        let _ = self.0.set(router);
+    }
+}
+
+/// Counts in-flight `/mcp` requests, so shutdown can wait for them.
+#[derive(Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    pub fn current(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no request is in flight, or `limit` passes; returns whether it drained.
+    pub async fn drained(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let idle = self.idle.notified();
+                if self.current() == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct HttpState {
+    pub health: Health,
+    pub metrics: Arc<Metrics>,
+    pub mcp: McpSlot,
+    pub in_flight: Arc<InFlight>,
+}
+
+/// The router of every endpoint.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/health", get(liveness))
+        .route("/ready", get(readiness))
+        .route("/startup", get(startup))
+        .route("/metrics", get(metrics))
+        .route("/mcp", any(mcp))
+        .route("/mcp/{*rest}", any(mcp))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` is cancelled, then finishes the requests in progress.
+///
+/// # Errors
+/// An I/O error of the listener.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn liveness(State(s): State<HttpState>) -> Response {
+    probe(&s, Probe::Liveness)
+}
+
+async fn readiness(State(s): State<HttpState>) -> Response {
+    probe(&s, Probe::Readiness)
+}
+
+async fn startup(State(s): State<HttpState>) -> Response {
+    probe(&s, Probe::Startup)
+}
+
+fn probe(s: &HttpState, which: Probe) -> Response {
+    let (ok, body) = s.health.report(which);
+    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut response = (code, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn mcp(State(s): State<HttpState>, request: Request) -> Response {
+    if s.health.is_draining() {
+        return unavailable("shutting down");
+    }
+    let Some(router) = s.mcp.0.get() else {
+        return unavailable(&format!("starting: stage {}", s.health.stage().as_str()));
+    };
+    let _guard = s.in_flight.enter();
+    match router.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+fn unavailable(why: &str) -> Response {
+    let body = serde_json::json!({ "error": format!("MCP endpoint unavailable: {why}") });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}

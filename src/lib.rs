@@ -1,0 +1,35 @@
+//! nexus-mcp: an MCP server for a MongoDB reachable only through an SSH bastion, in one process.
+//!
+//! ```text
+//! MCP client ──HTTP /mcp or stdio──▶ nexus-mcp ──russh session──▶ bastion:22 ──direct-tcpip──▶ mongo:27017
+//!                                      │  supervisor: tunnel → mongodb → mcp → ready
+//!                                      └─ /health /ready /startup /metrics
+//! ```
+//!
+//! # Layout
+//! - [`config`]: layered sources → validated [`config::Config`] with one sub-config per component.
+//! - [`app`]: wires the components; owns shutdown. The only place that knows them all.
+//! - [`supervisor`]: staged startup and the background dependency checks.
+//! - [`tunnel`]: SSH session, host keys, auth, jump hosts, local forward, reconnect loop. Knows nothing of
+//!   MongoDB or MCP.
+//! - [`mongo`]: the driver client over the tunnel, startup check and health ping. No MCP or SSH types.
+//! - [`health`]: named checks with hysteresis, startup latch, probe bodies.
+//! - [`http`]: the axum router (probes, `/metrics`, `/mcp`).
+//! - [`metrics`]: the registry and per-component metric families.
+//! - [`error`]: the error classes users see.
+//! - [`backoff`]: validated exponential backoff with jitter.
+//! - [`probe`]: the `health` subcommand's tiny HTTP client.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod backoff;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod mongo;
+pub mod probe;
+pub mod supervisor;
+pub mod tunnel;

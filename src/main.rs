@@ -1,0 +1,192 @@
+//! The `nexus-mcp` binary: CLI → config → tracing → app, and exit codes.
+//!
+//! Exit codes: 0 success; 1 `health` probe not 200; 64 configuration error (names the key); 70 unexpected
+//! error; `check`: 11 tunnel stage failed, 12 mongodb stage failed, 13 mcp stage failed.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use nexus_mcp::config::{self, Config, ConfigError, LogFormat, Sources, Transport};
+use nexus_mcp::health::Stage;
+use nexus_mcp::metrics::Metrics;
+use nexus_mcp::{app, probe, supervisor};
+
+const EXIT_CONFIG: u8 = 64;
+const EXIT_SOFTWARE: u8 = 70;
+
+#[derive(Parser)]
+#[command(
+    name = "nexus-mcp",
+    version,
+    about = "MCP server for MongoDB behind an SSH bastion: one process, in-process self-healing tunnel",
+    args_conflicts_with_subcommands = true,
+    after_help = "Exit codes: 0 ok, 1 health probe not 200, 64 config error, 70 unexpected error, \
+                  check: 11 tunnel, 12 mongodb, 13 mcp stage failed."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default command).
+    Serve(ServeArgs),
+    /// Run each startup stage once and print one line per stage; exit non-zero at the first failing stage.
+    Check(ConfigArgs),
+    /// Probe a health endpoint (for Docker HEALTHCHECK); exit 0 iff it answers 200.
+    Health {
+        /// The probe URL.
+        #[arg(long, default_value = "http://127.0.0.1:3000/health")]
+        url: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+}
+
+#[derive(Args, Default)]
+struct ConfigArgs {
+    /// TOML config file (layered over the built-in defaults; env and flags override it).
+    #[arg(long, env = "NEXUS_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// MCP transport: Streamable HTTP on --listen, or stdin/stdout.
+    #[arg(long, value_enum)]
+    transport: Option<Transport>,
+    /// HTTP listen address (IP:PORT) for /mcp and the probes.
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nexus-mcp: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_SOFTWARE);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => {
+            let Some(config) = load(Sources::from_process(args.config.config, args.transport, args.listen)) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            init_logging(&config.log);
+            runtime.block_on(serve(config))
+        }
+        Command::Check(args) => {
+            let Some(config) = load(Sources::from_process(args.config, None, None)) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            init_logging(&config::LogConfig {
+                level: "warn".into(),
+                ..config.log.clone()
+            });
+            runtime.block_on(check(config))
+        }
+        Command::Health { url, timeout } => match runtime.block_on(probe::get_status(&url, timeout)) {
+            Ok(200) => ExitCode::SUCCESS,
+            Ok(code) => {
+                eprintln!("nexus-mcp health: {url} answered {code}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("nexus-mcp health: {e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn load(sources: Sources) -> Option<Config> {
+    match config::load(&sources) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            eprintln!("nexus-mcp: configuration error: {e}");
+            None
+        }
+    }
+}
+
+fn init_logging(log: &config::LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let json = match log.format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true);
+    if json {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    match app::serve(config, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
+            eprintln!("nexus-mcp: configuration error: {e:#}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            tracing::error!(cause = format!("{e:#}"), "nexus-mcp failed");
+            ExitCode::from(EXIT_SOFTWARE)
+        }
+    }
+}
+
+async fn check(config: Config) -> ExitCode {
+    let metrics = Metrics::new();
+    let (lines, failed) = supervisor::check(&config, &metrics, || "tools registered".into()).await;
+    for line in &lines {
+        let ms = line.took.as_secs_f64() * 1e3;
+        match &line.outcome {
+            Ok(detail) => println!("{:<8} ok      {ms:>8.1} ms  {detail}", line.stage),
+            Err((class, why)) => println!("{:<8} FAILED  {ms:>8.1} ms  {class}: {why}", line.stage),
+        }
+    }
+    match failed {
+        None => ExitCode::SUCCESS,
+        Some(stage) => {
+            for skipped in [Stage::Tunnel, Stage::Mongodb, Stage::Mcp].iter().filter(|s| **s > stage) {
+                println!("{:<8} skipped", skipped.as_str());
+            }
+            ExitCode::from(11 + stage as u8)
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot listen for SIGTERM; only Ctrl-C will stop the process");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+    }
+}

@@ -1,0 +1,277 @@
+//! The Prometheus registry and one metrics struct per component, registered once at start and passed in.
+//!
+//! Names and help texts are a contract (dashboards, alert rules and the deployment consistency test read them).
+//! Every family appears in `/metrics` from the start: labelled families are pre-created with their known labels.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Prefix of every metric.
+const PREFIX: &str = "nexus";
+
+/// Latency buckets in seconds, dense below the seed's 100 ms target.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// All metric families, grouped by component.
+pub struct Metrics {
+    registry: Registry,
+    pub startup: StartupMetrics,
+    pub health: HealthMetrics,
+    pub tunnel: TunnelMetrics,
+    pub mongo: MongoMetrics,
+}
+
+impl Metrics {
+    /// Creates the registry and registers every family.
+    ///
+    /// # Panics
+    /// Only on a programming error (a duplicate or invalid metric name), which the unit tests catch.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("process collector registers once");
+        let build_info = IntGaugeVec::new(
+            opts("build_info", "Build information of the running nexus-mcp binary; always 1."),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        register(&registry, build_info);
+        Self {
+            startup: StartupMetrics::register(&registry),
+            health: HealthMetrics::register(&registry),
+            tunnel: TunnelMetrics::register(&registry),
+            mongo: MongoMetrics::register(&registry),
+            registry,
+        }
+    }
+
+    /// The registry, for components registered later (MCP, HTTP).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        let families = self.registry.gather();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&families, &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(format!("{PREFIX}_{name}"), help)
+}
+
+/// Registers a collector; names are static, so a failure is a programming error.
+pub(crate) fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    registry.register(Box::new(c.clone())).expect("metric registers once");
+    c
+}
+
+/// A latency histogram in seconds.
+pub(crate) fn latency_histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
+    let h = Histogram::with_opts(
+        HistogramOpts::new(format!("{PREFIX}_{name}"), help).buckets(LATENCY_BUCKETS.to_vec()),
+    )
+    .expect("valid metric");
+    register(registry, h)
+}
+
+/// A labelled latency histogram in seconds.
+pub(crate) fn latency_histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(format!("{PREFIX}_{name}"), help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("valid metric");
+    register(registry, h)
+}
+
+pub(crate) fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(registry, IntCounterVec::new(opts(name, help), labels).expect("valid metric"))
+}
+
+pub(crate) fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(registry, IntGauge::with_opts(opts(name, help)).expect("valid metric"))
+}
+
+/// Startup progress.
+#[derive(Clone)]
+pub struct StartupMetrics {
+    /// `nexus_startup_stage{stage}`: 1 for the current stage, 0 for the others (a state set).
+    stage: IntGaugeVec,
+}
+
+/// The stage names, in order.
+pub const STAGES: [&str; 4] = ["tunnel", "mongodb", "mcp", "ready"];
+
+impl StartupMetrics {
+    fn register(r: &Registry) -> Self {
+        let stage = register(
+            r,
+            IntGaugeVec::new(
+                opts(
+                    "startup_stage",
+                    "Startup stage the process is in: 1 for the current stage (tunnel, mongodb, mcp, ready), 0 for the others.",
+                ),
+                &["stage"],
+            )
+            .expect("valid metric"),
+        );
+        let m = Self { stage };
+        m.set(STAGES[0]);
+        m
+    }
+
+    /// Marks `current` as the stage in progress.
+    pub fn set(&self, current: &str) {
+        for s in STAGES {
+            self.stage.with_label_values(&[s]).set(i64::from(s == current));
+        }
+    }
+}
+
+/// Dependency health as the readiness probe sees it.
+#[derive(Clone)]
+pub struct HealthMetrics {
+    /// `nexus_dependency_up{dependency}`: 1 healthy, 0 unhealthy.
+    pub dependency_up: IntGaugeVec,
+}
+
+impl HealthMetrics {
+    fn register(r: &Registry) -> Self {
+        let dependency_up = register(
+            r,
+            IntGaugeVec::new(
+                opts(
+                    "dependency_up",
+                    "Whether a required dependency (sshTunnel, mongodb) is healthy as /ready sees it: 1 healthy, 0 not.",
+                ),
+                &["dependency"],
+            )
+            .expect("valid metric"),
+        );
+        Self { dependency_up }
+    }
+}
+
+/// The SSH tunnel.
+#[derive(Clone)]
+pub struct TunnelMetrics {
+    /// `nexus_tunnel_up`: 1 while an authenticated SSH session is established.
+    pub up: IntGauge,
+    /// `nexus_tunnel_reconnects_total`: sessions re-established after a loss.
+    pub reconnects: IntCounter,
+    /// `nexus_tunnel_connect_duration_seconds`: TCP connect + handshake + auth over every hop.
+    pub connect_duration: Histogram,
+    /// `nexus_tunnel_channels_active`: forwarded connections open right now.
+    pub channels_active: IntGauge,
+    /// `nexus_tunnel_bytes_total{direction="tx"}`: bytes sent toward MongoDB.
+    pub bytes_tx: IntCounter,
+    /// `nexus_tunnel_bytes_total{direction="rx"}`: bytes received from MongoDB.
+    pub bytes_rx: IntCounter,
+    /// `nexus_tunnel_connections_refused_total{reason}`: local connections closed at once (`down`, `limit`,
+    /// `open_failed`).
+    pub refused: IntCounterVec,
+}
+
+impl TunnelMetrics {
+    fn register(r: &Registry) -> Self {
+        let bytes = counter_vec(
+            r,
+            "tunnel_bytes_total",
+            "Bytes carried by the SSH forward: direction=tx toward MongoDB, rx from MongoDB.",
+            &["direction"],
+        );
+        let refused = counter_vec(
+            r,
+            "tunnel_connections_refused_total",
+            "Local connections to the forward closed at once: reason=down (no SSH session), limit \
+             (tunnel.max_connections reached), open_failed (the bastion did not open the channel).",
+            &["reason"],
+        );
+        for reason in ["down", "limit", "open_failed"] {
+            refused.with_label_values(&[reason]);
+        }
+        Self {
+            up: gauge(r, "tunnel_up", "Whether an authenticated SSH session to the bastion is established: 1 or 0."),
+            reconnects: register(
+                r,
+                IntCounter::with_opts(opts(
+                    "tunnel_reconnects_total",
+                    "SSH sessions re-established after the previous one was lost.",
+                ))
+                .expect("valid metric"),
+            ),
+            connect_duration: latency_histogram(
+                r,
+                "tunnel_connect_duration_seconds",
+                "Time to establish an SSH session: TCP connect, handshake and authentication over every hop.",
+            ),
+            channels_active: gauge(r, "tunnel_channels_active", "Forwarded connections open through the SSH session."),
+            bytes_tx: bytes.with_label_values(&["tx"]),
+            bytes_rx: bytes.with_label_values(&["rx"]),
+            refused,
+        }
+    }
+}
+
+/// The MongoDB driver.
+#[derive(Clone)]
+pub struct MongoMetrics {
+    /// `nexus_mongo_ping_duration_seconds`: round trip of the health `ping`.
+    pub ping_duration: Histogram,
+}
+
+impl MongoMetrics {
+    fn register(r: &Registry) -> Self {
+        Self {
+            ping_duration: latency_histogram(
+                r,
+                "mongo_ping_duration_seconds",
+                "Round trip of the MongoDB health ping through the tunnel.",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_family_is_exposed_from_the_start() {
+        let m = Metrics::new();
+        m.health.dependency_up.with_label_values(&["mongodb"]).set(0);
+        let text = m.render();
+        for name in [
+            "nexus_build_info",
+            "nexus_startup_stage",
+            "nexus_dependency_up",
+            "nexus_tunnel_up",
+            "nexus_tunnel_reconnects_total",
+            "nexus_tunnel_connect_duration_seconds",
+            "nexus_tunnel_channels_active",
+            "nexus_tunnel_bytes_total",
+            "nexus_mongo_ping_duration_seconds",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing:\n{text}");
+        }
+        assert!(text.contains("nexus_startup_stage{stage=\"tunnel\"} 1"));
+    }
+}

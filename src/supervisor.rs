@@ -1,0 +1,305 @@
+//! Staged startup — tunnel → mongodb → mcp → ready — and the background checks that keep watching each
+//! dependency once its stage is up.
+//!
+//! Each stage logs its outcome and duration and sets `nexus_startup_stage`. A failing stage is retried with
+//! backoff (the tunnel retries inside its own reconnect loop), so the process never exits because a dependency
+//! is down; only configuration problems ([`StartupError::Fatal`]) end it. `check` runs each stage once instead
+//! ([`check`]).
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backoff::Backoff;
+use crate::config::Config;
+use crate::error::ErrorClass;
+use crate::health::{self, Health, Observation, Stage};
+use crate::metrics::Metrics;
+use crate::mongo::{Mongo, MongoError};
+use crate::tunnel::{Tunnel, TunnelError, TunnelState};
+
+/// Retry policy of the mongodb stage.
+const MONGO_RETRY_MIN: Duration = Duration::from_millis(100);
+const MONGO_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Why startup stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A problem no retry can fix (configuration).
+    #[error("stage {stage}: {message}")]
+    Fatal {
+        stage: &'static str,
+        class: ErrorClass,
+        message: String,
+    },
+    /// Shutdown was requested during startup.
+    #[error("shutdown requested during startup")]
+    Cancelled,
+}
+
+/// The components startup brought up.
+pub struct Running {
+    /// `None` when SSH is disabled.
+    pub tunnel: Option<Tunnel>,
+    pub mongo: Mongo,
+}
+
+/// What the stages share.
+pub struct Supervisor<'a> {
+    pub config: &'a Config,
+    pub metrics: &'a Metrics,
+    pub health: &'a Health,
+    /// Owns the background checks.
+    pub tasks: &'a TaskTracker,
+    /// Stops the tunnel and the checks (after the HTTP drain).
+    pub stop: &'a CancellationToken,
+}
+
+impl Supervisor<'_> {
+    /// Runs every stage; `install_mcp` is the mcp stage (mount the tools) and returns a summary for the log.
+    ///
+    /// # Errors
+    /// [`StartupError::Fatal`] on configuration problems, [`StartupError::Cancelled`] on shutdown.
+    pub async fn start(&self, install_mcp: impl FnOnce(&Mongo) -> String) -> Result<Running, StartupError> {
+        let begun = Instant::now();
+        let tunnel = match &self.config.tunnel {
+            Some(_) => Some(self.tunnel_stage().await?),
+            None => {
+                tracing::info!(stage = "tunnel", "stage skipped: ssh.enabled = false, connecting to MongoDB directly");
+                None
+            }
+        };
+        let mongo = self.mongodb_stage(tunnel.as_ref()).await?;
+
+        self.health.set_stage(Stage::Mcp);
+        let started = Instant::now();
+        let summary = install_mcp(&mongo);
+        log_stage_ok(Stage::Mcp, started, &summary);
+
+        self.health.set_stage(Stage::Ready);
+        tracing::info!(
+            stage = "ready",
+            startup_ms = begun.elapsed().as_millis() as u64,
+            "startup complete; readiness now follows the dependency checks"
+        );
+        Ok(Running { tunnel, mongo })
+    }
+
+    async fn tunnel_stage(&self) -> Result<Tunnel, StartupError> {
+        let cfg = self.config.tunnel.clone().expect("called only when SSH is enabled");
+        self.health.set_stage(Stage::Tunnel);
+        let started = Instant::now();
+        let tunnel = Tunnel::start(cfg, self.metrics.tunnel.clone(), self.stop.clone())
+            .await
+            .map_err(|e| StartupError::Fatal {
+                stage: "tunnel",
+                class: e.class(),
+                message: e.to_string(),
+            })?;
+        self.watch_tunnel(&tunnel);
+        let mut state = tunnel.state();
+        tokio::select! {
+            result = state.wait_for(TunnelState::is_up) => { result.map_err(|_| StartupError::Cancelled)?; }
+            () = self.stop.cancelled() => return Err(StartupError::Cancelled),
+        }
+        log_stage_ok(Stage::Tunnel, started, &format!("forwarding {}", tunnel.local_addr()));
+        Ok(tunnel)
+    }
+
+    /// Spawns the sshTunnel check and wakes both checks on every tunnel transition, so a lost session shows in
+    /// /ready at once and a healed one is re-checked without waiting for the interval.
+    fn watch_tunnel(&self, tunnel: &Tunnel) {
+        let interval = self.config.tunnel.as_ref().map_or(Duration::from_secs(5), |t| t.keepalive_interval);
+        let probe_tunnel = tunnel.clone();
+        let probe = move || {
+            let tunnel = probe_tunnel.clone();
+            async move { tunnel_observation(&tunnel).await }
+        };
+        self.tasks
+            .spawn(self.health.clone().run_check(health::SSH_TUNNEL, interval, probe, self.stop.clone()));
+
+        let health = self.health.clone();
+        let mut state = tunnel.state();
+        let stop = self.stop.clone();
+        let mongo_watched = self.config.tunnel.is_some();
+        self.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = state.changed() => if changed.is_err() { return },
+                    () = stop.cancelled() => return,
+                }
+                health.wake(health::SSH_TUNNEL);
+                if mongo_watched {
+                    health.wake(health::MONGODB);
+                }
+            }
+        });
+    }
+
+    async fn mongodb_stage(&self, tunnel: Option<&Tunnel>) -> Result<Mongo, StartupError> {
+        self.health.set_stage(Stage::Mongodb);
+        let started = Instant::now();
+        let via = tunnel.map(Tunnel::local_addr);
+        let mongo = Mongo::connect(self.config.mongo.clone(), via, self.metrics.mongo.clone())
+            .await
+            .map_err(|e| StartupError::Fatal {
+                stage: "mongodb",
+                class: e.class(),
+                message: e.to_string(),
+            })?;
+        let mut backoff = Backoff::try_new(MONGO_RETRY_MIN, MONGO_RETRY_MAX).expect("constant policy is valid");
+        let mut last_class = None;
+        loop {
+            let attempt = tokio::select! {
+                result = mongo.check() => result,
+                () = self.stop.cancelled() => return Err(StartupError::Cancelled),
+            };
+            match attempt {
+                Ok(latency) => {
+                    self.health.record(health::MONGODB, Observation::Healthy(latency));
+                    break;
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    log_stage_retry(Stage::Mongodb, &e.to_string(), e.class(), &mut last_class, delay);
+                    self.health.record(health::MONGODB, Observation::Unhealthy(e.class()));
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.stop.cancelled() => return Err(StartupError::Cancelled),
+                    }
+                }
+            }
+        }
+        let checked = mongo.clone();
+        let probe = move || {
+            let mongo = checked.clone();
+            async move {
+                match mongo.ping().await {
+                    Ok(latency) => Observation::Healthy(latency),
+                    Err(e) => Observation::Unhealthy(e.class()),
+                }
+            }
+        };
+        self.tasks.spawn(self.health.clone().run_check(
+            health::MONGODB,
+            self.config.mongo.health_interval,
+            probe,
+            self.stop.clone(),
+        ));
+        log_stage_ok(Stage::Mongodb, started, "ping and listDatabases answered");
+        Ok(mongo)
+    }
+}
+
+/// The sshTunnel check: a session that is not up is definitively lost; an up session must answer a ping.
+async fn tunnel_observation(tunnel: &Tunnel) -> Observation {
+    let state = tunnel.state().borrow().clone();
+    match state {
+        TunnelState::Up { .. } => match tunnel.probe().await {
+            Ok(latency) => Observation::Healthy(latency),
+            Err(e @ TunnelError::SessionLost(_)) => Observation::Lost(e.class()),
+            Err(e) => Observation::Unhealthy(e.class()),
+        },
+        TunnelState::Reconnecting { error, .. } => Observation::Lost(error),
+        TunnelState::Connecting { .. } | TunnelState::Stopped => Observation::Lost(ErrorClass::SshUnreachable),
+    }
+}
+
+fn log_stage_ok(stage: Stage, started: Instant, detail: &str) {
+    tracing::info!(
+        stage = stage.as_str(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        detail,
+        "stage ok"
+    );
+}
+
+/// Warns on the first failure and whenever the class changes; debug while it repeats.
+fn log_stage_retry(stage: Stage, cause: &str, class: ErrorClass, last: &mut Option<ErrorClass>, delay: Duration) {
+    let next_in_ms = delay.as_millis() as u64;
+    if *last == Some(class) {
+        tracing::debug!(stage = stage.as_str(), %class, cause, next_in_ms, "stage failed again; retrying");
+    } else {
+        tracing::warn!(stage = stage.as_str(), %class, cause, next_in_ms, "stage failed; retrying");
+    }
+    *last = Some(class);
+}
+
+/// One line of `nexus-mcp check` output.
+pub struct CheckLine {
+    pub stage: &'static str,
+    pub outcome: Result<String, (ErrorClass, String)>,
+    pub took: Duration,
+}
+
+/// `nexus-mcp check`: runs each stage once, in order, stopping at the first failure. Returns one line per stage
+/// run and the failing stage, if any.
+pub async fn check(
+    config: &Config,
+    metrics: &Metrics,
+    mcp_summary: impl FnOnce() -> String,
+) -> (Vec<CheckLine>, Option<Stage>) {
+    let mut lines = Vec::new();
+    let stop = CancellationToken::new();
+    let _stop_on_return = stop.clone().drop_guard();
+
+    let mut via = None;
+    if let Some(cfg) = config.tunnel.clone() {
+        let started = Instant::now();
+        let limit = cfg.connect_timeout * (cfg.jumps.len() as u32 + 1) + Duration::from_secs(1);
+        let outcome = match Tunnel::start(cfg, metrics.tunnel.clone(), stop.clone()).await {
+            Err(e) => Err((e.class(), e.to_string())),
+            Ok(tunnel) => {
+                let mut state = tunnel.state();
+                let first = state.wait_for(|s| matches!(s, TunnelState::Up { .. } | TunnelState::Reconnecting { .. }));
+                match tokio::time::timeout(limit, first).await {
+                    Ok(Ok(s)) => match &*s {
+                        TunnelState::Reconnecting { error, message, .. } => Err((*error, message.clone())),
+                        _ => {
+                            via = Some(tunnel.local_addr());
+                            Ok(format!("session up, forwarding {}", tunnel.local_addr()))
+                        }
+                    },
+                    _ => Err((ErrorClass::SshUnreachable, "no outcome within the connect timeout".into())),
+                }
+            }
+        };
+        let failed = outcome.is_err();
+        lines.push(CheckLine {
+            stage: "tunnel",
+            outcome,
+            took: started.elapsed(),
+        });
+        if failed {
+            return (lines, Some(Stage::Tunnel));
+        }
+    }
+
+    let started = Instant::now();
+    let outcome = match Mongo::connect(config.mongo.clone(), via, metrics.mongo.clone()).await {
+        Ok(mongo) => mongo
+            .check()
+            .await
+            .map(|latency| format!("ping {:.1} ms, listDatabases ok", latency.as_secs_f64() * 1e3)),
+        Err(e) => Err(e),
+    }
+    .map_err(|e: MongoError| (e.class(), e.to_string()));
+    let failed = outcome.is_err();
+    lines.push(CheckLine {
+        stage: "mongodb",
+        outcome,
+        took: started.elapsed(),
+    });
+    if failed {
+        return (lines, Some(Stage::Mongodb));
+    }
+
+    let started = Instant::now();
+    lines.push(CheckLine {
+        stage: "mcp",
+        outcome: Ok(mcp_summary()),
+        took: started.elapsed(),
+    });
+    (lines, None)
+}

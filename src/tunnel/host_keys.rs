@@ -1,0 +1,118 @@
+//! Host key verification against known_hosts, per `ssh.host_key_policy`. Fail-closed: anything but a recorded,
+//! matching key is refused unless the policy says otherwise.
+
+use std::path::Path;
+
+use russh::keys::{HashAlg, PublicKey};
+
+use super::error::TunnelError;
+use crate::config::{HostKeyPolicy, SshEndpoint};
+
+/// The outcome of checking one offered host key.
+#[derive(Debug)]
+pub(super) enum Verdict {
+    /// known_hosts records this key for this host.
+    Trusted,
+    /// Unknown host, learned into known_hosts (accept-new).
+    Learned,
+    /// Accepted without checking (insecure-accept-any).
+    AcceptedInsecurely,
+    /// Refused; the error says why.
+    Refused(TunnelError),
+}
+
+/// Checks `key`, offered by `endpoint`, against `known_hosts` under `policy`.
+pub(super) fn verify(endpoint: &SshEndpoint, key: &PublicKey, known_hosts: &Path, policy: HostKeyPolicy) -> Verdict {
+    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+    if policy == HostKeyPolicy::InsecureAcceptAny {
+        return Verdict::AcceptedInsecurely;
+    }
+    let known_hosts_name = known_hosts.display().to_string();
+    match russh::keys::check_known_hosts_path(&endpoint.host, endpoint.port, key, known_hosts) {
+        Ok(true) => Verdict::Trusted,
+        Ok(false) if policy == HostKeyPolicy::AcceptNew => {
+            match russh::keys::known_hosts::learn_known_hosts_path(&endpoint.host, endpoint.port, key, known_hosts) {
+                Ok(()) => Verdict::Learned,
+                Err(e) => Verdict::Refused(TunnelError::KnownHosts {
+                    endpoint: endpoint.to_string(),
+                    reason: format!("cannot record the new key in {known_hosts_name}: {e}"),
+                }),
+            }
+        }
+        Ok(false) => Verdict::Refused(TunnelError::HostKeyUnknown {
+            endpoint: endpoint.to_string(),
+            known_hosts: known_hosts_name,
+            fingerprint,
+        }),
+        Err(russh::keys::Error::KeyChanged { line }) => Verdict::Refused(TunnelError::HostKeyMismatch {
+            endpoint: endpoint.to_string(),
+            known_hosts: known_hosts_name,
+            line,
+            fingerprint,
+        }),
+        Err(e) => Verdict::Refused(TunnelError::KnownHosts {
+            endpoint: endpoint.to_string(),
+            reason: format!("{known_hosts_name}: {e}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICGakS6WbEGOuGqTFK+SRSP3I/nNWa3RA895rbwHLUv7";
+    const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOmpIvUu/glcRd1uswFW//KUDxXpI8YBHvY0Q7R3mjo1";
+
+    fn endpoint(port: u16) -> SshEndpoint {
+        SshEndpoint {
+            user: "u".into(),
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
+
+    fn key(s: &str) -> PublicKey {
+        PublicKey::from_openssh(s).unwrap()
+    }
+
+    #[test]
+    fn strict_trusts_only_recorded_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let kh = dir.path().join("known_hosts");
+        std::fs::write(&kh, format!("[127.0.0.1]:2222 {KEY_A}\n")).unwrap();
+        let strict = HostKeyPolicy::Strict;
+        assert!(matches!(verify(&endpoint(2222), &key(KEY_A), &kh, strict), Verdict::Trusted));
+        match verify(&endpoint(2222), &key(KEY_B), &kh, strict) {
+            Verdict::Refused(e @ TunnelError::HostKeyMismatch { line: 1, .. }) => {
+                assert!(e.to_string().contains("SHA256:"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            verify(&endpoint(2223), &key(KEY_A), &kh, strict),
+            Verdict::Refused(TunnelError::HostKeyUnknown { .. })
+        ));
+        let missing = dir.path().join("absent");
+        assert!(matches!(
+            verify(&endpoint(2222), &key(KEY_A), &missing, strict),
+            Verdict::Refused(TunnelError::HostKeyUnknown { .. })
+        ));
+    }
+
+    #[test]
+    fn accept_new_learns_unknown_hosts_but_refuses_changed_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let kh = dir.path().join("known_hosts");
+        let policy = HostKeyPolicy::AcceptNew;
+        assert!(matches!(verify(&endpoint(2222), &key(KEY_A), &kh, policy), Verdict::Learned));
+        assert!(matches!(verify(&endpoint(2222), &key(KEY_A), &kh, HostKeyPolicy::Strict), Verdict::Trusted));
+        assert!(matches!(
+            verify(&endpoint(2222), &key(KEY_B), &kh, policy),
+            Verdict::Refused(TunnelError::HostKeyMismatch { .. })
+        ));
+        let text = std::fs::read_to_string(&kh).unwrap();
+        let text = text.trim_start();
+        assert!(text.starts_with("[127.0.0.1]:2222 ssh-ed25519 "), "{text}");
+    }
+}
