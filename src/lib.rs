@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod mcp;
 pub mod metrics;
 pub mod mongo;
 pub mod probe;

@@ -131,7 +131,8 @@ fn init_logging(log: &config::LogConfig) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(true);
+        .with_target(true)
+        .with_ansi(!json && std::io::stderr().is_terminal());
     if json {
         builder.json().flatten_event(true).with_current_span(false).init();
     } else {

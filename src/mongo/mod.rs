@@ -4,6 +4,7 @@
 //!
 //! **Architecture invariant:** no SSH and no MCP types here. The tunnel is only a `SocketAddr` to connect to.
 
+pub mod collect;
 pub mod uri;
 
 use std::net::SocketAddr;

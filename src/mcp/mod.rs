@@ -1,0 +1,9 @@
+//! The MCP server: tools over MongoDB, guarded and rendered for LLM clients.
+//!
+//! **Architecture invariant:** this module never imports `tunnel`; it sees dependency state through `health`
+//! and MongoDB through `mongo`.
+
+pub mod ejson;
+pub mod guard;
+pub mod render;
+pub mod tools;

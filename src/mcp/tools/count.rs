@@ -1,0 +1,47 @@
+//! `count`: count the documents matching a query.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ToolContext, ToolError, doc_arg, ns};
+use crate::mcp::render::Output;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CountArgs {
+    /// Database name.
+    pub database: String,
+    /// Collection name.
+    pub collection: String,
+    /// The query filter; omit to count every document. Extended JSON accepted.
+    #[serde(default)]
+    pub query: Option<Value>,
+    /// Accepted for compatibility with the official MongoDB MCP server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub connection_id: Option<Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CountOutput {
+    pub database: String,
+    pub collection: String,
+    /// The number of matching documents.
+    pub count: u64,
+}
+
+pub async fn run(ctx: &ToolContext, a: CountArgs) -> Result<Output, ToolError> {
+    let coll = ctx.collection(&a.database, &a.collection)?;
+    let query = doc_arg(ctx, "query", a.query.as_ref())?.unwrap_or_default();
+    let count = ctx.bounded(coll.count_documents(query).max_time(ctx.max_time())).await?;
+    let summary = format!("{} contains {count} matching documents.", ns(&a.database, &a.collection));
+    Ok(Output::plain(
+        summary,
+        json!(CountOutput {
+            database: a.database,
+            collection: a.collection,
+            count
+        }),
+    ))
+}

@@ -1,0 +1,45 @@
+//! `db-stats`: statistics of a database (`dbStats`).
+
+use mongodb::bson::doc;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ToolContext, ToolError};
+use crate::mcp::ejson;
+use crate::mcp::render::Output;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DbStatsArgs {
+    /// Database name.
+    pub database: String,
+    /// Accepted for compatibility with the official MongoDB MCP server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub connection_id: Option<Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DbStatsOutput {
+    pub database: String,
+    /// The dbStats command's answer (collections, objects, dataSize, storageSize, indexes, indexSize, …).
+    pub stats: Value,
+}
+
+pub async fn run(ctx: &ToolContext, a: DbStatsArgs) -> Result<Output, ToolError> {
+    let db = ctx.database(&a.database)?;
+    let max_time_ms = ctx.max_time().as_millis() as i64;
+    let mut stats = ctx
+        .bounded(db.run_command(doc! { "dbStats": 1, "scale": 1, "maxTimeMS": max_time_ms }))
+        .await?;
+    for noise in ["ok", "$clusterTime", "operationTime"] {
+        stats.remove(noise);
+    }
+    let summary = format!("Statistics of database {}.", a.database);
+    let structured = json!(DbStatsOutput {
+        database: a.database,
+        stats: ejson::relaxed(stats)
+    });
+    Ok(Output::data(summary, structured, "/stats"))
+}

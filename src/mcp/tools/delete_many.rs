@@ -1,0 +1,69 @@
+//! `delete-many`: delete the documents matching a filter (registered only when `mcp.read_only = false`).
+//! Destructive: asks for confirmation first (`mcp.confirm_destructive`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Confirmer, ToolContext, ToolError, doc_arg, ns, plural};
+use crate::mcp::ejson;
+use crate::mcp::render::Output;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeleteManyArgs {
+    /// Database name.
+    pub database: String,
+    /// Collection name.
+    pub collection: String,
+    /// The filter selecting the documents to delete; omitted or {} deletes every document. Extended JSON
+    /// accepted.
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// Accepted for compatibility with the official MongoDB MCP server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub connection_id: Option<Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteManyOutput {
+    pub database: String,
+    pub collection: String,
+    pub deleted_count: u64,
+}
+
+pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: DeleteManyArgs) -> Result<Output, ToolError> {
+    let coll = ctx.collection(&a.database, &a.collection)?;
+    let filter = doc_arg(ctx, "filter", a.filter.as_ref())?.unwrap_or_default();
+    let namespace = ns(&a.database, &a.collection);
+    if ctx.confirm_destructive {
+        let question = if filter.is_empty() {
+            format!("Delete EVERY document in {namespace}?")
+        } else {
+            let matching = ctx
+                .bounded(coll.count_documents(filter.clone()).max_time(ctx.max_time()))
+                .await?;
+            format!(
+                "Delete {} matching {} in {namespace}?",
+                plural(matching as usize, "document", "documents"),
+                ejson::relaxed(filter.clone())
+            )
+        };
+        ctx.confirm(confirmer, question).await?;
+    }
+    let result = ctx.bounded_write(coll.delete_many(filter)).await?;
+    let summary = format!(
+        "Deleted {} from {namespace}.",
+        plural(result.deleted_count as usize, "document", "documents")
+    );
+    Ok(Output::plain(
+        summary,
+        json!(DeleteManyOutput {
+            database: a.database,
+            collection: a.collection,
+            deleted_count: result.deleted_count,
+        }),
+    ))
+}

@@ -1,0 +1,70 @@
+//! `distinct`: the distinct values of a field among the documents matching a query.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ToolContext, ToolError, doc_arg, ns, plural};
+use crate::mcp::ejson;
+use crate::mcp::render::Output;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DistinctArgs {
+    /// Database name.
+    pub database: String,
+    /// Collection name.
+    pub collection: String,
+    /// The field whose distinct values to return (dotted paths allowed, e.g. "address.country").
+    pub field: String,
+    /// The query filter; omit to consider every document. Extended JSON accepted.
+    #[serde(default)]
+    pub query: Option<Value>,
+    /// Accepted for compatibility with the official MongoDB MCP server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub connection_id: Option<Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DistinctOutput {
+    pub database: String,
+    pub collection: String,
+    pub field: String,
+    /// The distinct values, as relaxed Extended JSON (at most mcp.max_documents of them).
+    pub values: Vec<Value>,
+    /// How many distinct values exist in all.
+    pub total: usize,
+    /// Whether `values` was cut to mcp.max_documents.
+    pub truncated: bool,
+}
+
+pub async fn run(ctx: &ToolContext, a: DistinctArgs) -> Result<Output, ToolError> {
+    let coll = ctx.collection(&a.database, &a.collection)?;
+    if a.field.is_empty() || a.field.starts_with('$') {
+        return Err(ToolError::BadArgument("field: must be a field path such as \"status\"".into()));
+    }
+    let query = doc_arg(ctx, "query", a.query.as_ref())?.unwrap_or_default();
+    let values = ctx.bounded(coll.distinct(&a.field, query).max_time(ctx.max_time())).await?;
+    let total = values.len();
+    let max = ctx.guard.max_documents() as usize;
+    let truncated = total > max;
+    let values: Vec<Value> = values.into_iter().take(max).map(ejson::relaxed_value).collect();
+    let note = if truncated { format!(" (showing the first {max}: mcp.max_documents)") } else { String::new() };
+    let summary = format!(
+        "Field `{}` has {} in {}{note}.",
+        a.field,
+        plural(total, "distinct value", "distinct values"),
+        ns(&a.database, &a.collection)
+    );
+    let structured = json!(DistinctOutput {
+        database: a.database,
+        collection: a.collection,
+        field: a.field,
+        values,
+        total,
+        truncated,
+    });
+    Ok(Output::data(summary, structured, "/values"))
+}

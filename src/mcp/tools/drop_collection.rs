@@ -1,0 +1,45 @@
+//! `drop-collection`: drop a collection and its indexes (registered only when `mcp.read_only = false`).
+//! Destructive: asks for confirmation first.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Confirmer, ToolContext, ToolError, ns};
+use crate::mcp::render::Output;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DropCollectionArgs {
+    /// Database name.
+    pub database: String,
+    /// Collection name.
+    pub collection: String,
+    /// Accepted for compatibility with the official MongoDB MCP server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub connection_id: Option<Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DropCollectionOutput {
+    pub database: String,
+    pub collection: String,
+    pub dropped: bool,
+}
+
+pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: DropCollectionArgs) -> Result<Output, ToolError> {
+    let coll = ctx.collection(&a.database, &a.collection)?;
+    let namespace = ns(&a.database, &a.collection);
+    ctx.confirm(confirmer, format!("Drop collection {namespace} and all its documents?"))
+        .await?;
+    ctx.bounded_write(coll.drop()).await?;
+    Ok(Output::plain(
+        format!("Dropped collection {namespace}."),
+        json!(DropCollectionOutput {
+            database: a.database,
+            collection: a.collection,
+            dropped: true,
+        }),
+    ))
+}

@@ -1,0 +1,40 @@
+//! `drop-database`: drop a whole database (registered only when `mcp.read_only = false`). Destructive: asks
+//! for confirmation first.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Confirmer, ToolContext, ToolError};
+use crate::mcp::render::Output;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DropDatabaseArgs {
+    /// Database name.
+    pub database: String,
+    /// Accepted for compatibility with the official MongoDB MCP server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub connection_id: Option<Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DropDatabaseOutput {
+    pub database: String,
+    pub dropped: bool,
+}
+
+pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: DropDatabaseArgs) -> Result<Output, ToolError> {
+    let db = ctx.database(&a.database)?;
+    ctx.confirm(confirmer, format!("Drop database {} with ALL its collections?", a.database))
+        .await?;
+    ctx.bounded_write(db.drop()).await?;
+    Ok(Output::plain(
+        format!("Dropped database {}.", a.database),
+        json!(DropDatabaseOutput {
+            database: a.database,
+            dropped: true,
+        }),
+    ))
+}

@@ -1,0 +1,96 @@
+//! `find`: run a query and return the matching documents. Unlike the official server, no hidden
+//! `countDocuments` runs beside it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{AppliedLimits, ToolContext, ToolError, doc_arg, ns, plural, relaxed_all, response_bytes};
+use crate::mcp::render::Output;
+use crate::mongo::collect::collect;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FindArgs {
+    /// Database name.
+    pub database: String,
+    /// Collection name.
+    pub collection: String,
+    /// The query filter, as for db.collection.find(); Extended JSON such as {"$oid": "..."} or
+    /// {"$date": "2024-01-01T00:00:00Z"} is accepted.
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// The projection, as for db.collection.find().
+    #[serde(default)]
+    pub projection: Option<Value>,
+    /// The sort order, e.g. {"createdAt": -1}.
+    #[serde(default)]
+    pub sort: Option<Value>,
+    /// The maximum number of documents to return (default 10; capped by the server's mcp.max_documents).
+    #[serde(default)]
+    pub limit: Option<i64>,
+    /// The number of documents to skip.
+    #[serde(default)]
+    pub skip: Option<i64>,
+    /// The maximum number of bytes to return (capped by the server's mcp.max_bytes).
+    #[serde(default)]
+    pub response_bytes_limit: Option<u64>,
+    /// Accepted for compatibility with the official MongoDB MCP server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub connection_id: Option<Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FindOutput {
+    pub database: String,
+    pub collection: String,
+    /// The documents, as relaxed Extended JSON.
+    pub documents: Vec<Value>,
+    /// How many documents were returned.
+    pub count: usize,
+    pub applied_limits: AppliedLimits,
+}
+
+pub async fn run(ctx: &ToolContext, a: FindArgs) -> Result<Output, ToolError> {
+    let coll = ctx.collection(&a.database, &a.collection)?;
+    let filter = doc_arg(ctx, "filter", a.filter.as_ref())?.unwrap_or_default();
+    let projection = doc_arg(ctx, "projection", a.projection.as_ref())?;
+    let sort = doc_arg(ctx, "sort", a.sort.as_ref())?;
+    let limits = ctx.guard.read_limits(a.limit).map_err(ToolError::BadArgument)?;
+    let max_bytes = response_bytes(ctx, a.response_bytes_limit);
+    let mut find = coll
+        .find(filter)
+        .limit(limits.limit as i64)
+        .max_time(ctx.max_time());
+    if let Some(p) = projection {
+        find = find.projection(p);
+    }
+    if let Some(s) = sort {
+        find = find.sort(s);
+    }
+    match a.skip {
+        Some(n) if n < 0 => return Err(ToolError::BadArgument(format!("skip: must not be negative, got {n}"))),
+        Some(n) => find = find.skip(n as u64),
+        None => {}
+    }
+    let cursor = ctx.bounded(find).await?;
+    let collected = collect(cursor, limits.limit, max_bytes).await?;
+    let applied = AppliedLimits::new(&limits, max_bytes, &collected);
+    let count = collected.documents.len();
+    let summary = format!(
+        "Found {} in {}{}.",
+        plural(count, "document", "documents"),
+        ns(&a.database, &a.collection),
+        applied.note(count)
+    );
+    let structured = json!(FindOutput {
+        database: a.database,
+        collection: a.collection,
+        documents: relaxed_all(collected.documents),
+        count,
+        applied_limits: applied,
+    });
+    Ok(Output::data(summary, structured, "/documents"))
+}

@@ -1,0 +1,60 @@
+//! `list-databases`: the databases this server may use (others are hidden, and their number is said).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ToolContext, ToolError, plural};
+use crate::mcp::render::Output;
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListDatabasesArgs {
+    /// Accepted for compatibility with the official MongoDB MCP server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub connection_id: Option<Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DatabaseEntry {
+    pub name: String,
+    /// Size on disk in bytes.
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDatabasesOutput {
+    pub databases: Vec<DatabaseEntry>,
+    pub total_count: usize,
+    /// Databases that exist but are hidden by mcp.allowed_databases / mcp.denied_databases.
+    pub hidden_count: usize,
+}
+
+pub async fn run(ctx: &ToolContext, _a: ListDatabasesArgs) -> Result<Output, ToolError> {
+    let all = ctx.bounded(ctx.mongo.client().list_databases()).await?;
+    let total = all.len();
+    let databases: Vec<DatabaseEntry> = all
+        .into_iter()
+        .filter(|d| ctx.guard.database(&d.name).is_ok())
+        .map(|d| DatabaseEntry {
+            name: d.name,
+            size: d.size_on_disk,
+        })
+        .collect();
+    let hidden_count = total - databases.len();
+    let hidden = if hidden_count > 0 {
+        format!(" ({hidden_count} more hidden by the server's database rules)")
+    } else {
+        String::new()
+    };
+    let summary = format!("Found {}{hidden}.", plural(databases.len(), "database", "databases"));
+    let total_count = databases.len();
+    let structured = json!(ListDatabasesOutput {
+        databases,
+        total_count,
+        hidden_count
+    });
+    Ok(Output::data(summary, structured, "/databases"))
+}

@@ -1,0 +1,249 @@
+//! The tools, one file each (names and arguments follow the official MongoDB MCP server, minus `connectionId`).
+//! Each file has its arguments (`…Args`, documented for the JSON schema), its output type (`…Output`, the
+//! `structuredContent` schema) and `run`. This module holds what they share: [`ToolContext`], [`ToolError`] and
+//! argument helpers. The rmcp glue lives in `server`.
+
+pub mod aggregate;
+pub mod collection_indexes;
+pub mod collection_schema;
+pub mod collection_storage_size;
+pub mod count;
+pub mod create_collection;
+pub mod create_index;
+pub mod db_stats;
+pub mod delete_many;
+pub mod distinct;
+pub mod drop_collection;
+pub mod drop_database;
+pub mod drop_index;
+pub mod explain;
+pub mod find;
+pub mod insert_many;
+pub mod list_collections;
+pub mod list_databases;
+pub mod rename_collection;
+pub mod update_many;
+
+use std::time::Duration;
+
+use mongodb::bson::Document;
+use mongodb::{Collection, Database};
+use serde_json::Value;
+
+use super::ejson::{self, EjsonError};
+use super::guard::{Guard, ReadLimits, Rejected};
+use crate::error::ErrorClass;
+use crate::mongo::collect::{Collected, Cut};
+use crate::mongo::{Mongo, MongoError};
+
+/// What every tool needs.
+#[derive(Clone)]
+pub struct ToolContext {
+    pub mongo: Mongo,
+    pub guard: Guard,
+    /// Whether destructive tools must ask the user first (`mcp.confirm_destructive`).
+    pub confirm_destructive: bool,
+}
+
+/// The user's answer to a confirmation request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Confirmation {
+    Accepted,
+    Declined,
+    /// The client cannot ask its user (no elicitation support).
+    Unsupported,
+}
+
+/// Asks the user to confirm a destructive operation (MCP elicitation); implemented by the rmcp glue.
+pub trait Confirmer: Send + Sync {
+    fn confirm(&self, question: String) -> impl Future<Output = Confirmation> + Send;
+}
+
+/// Why a tool call failed; rendered as a tool error (`isError: true`) the model can read.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// A dependency is down; says which and the retry state.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Rejected(#[from] Rejected),
+    #[error("invalid argument {0}")]
+    BadArgument(String),
+    #[error("{0}")]
+    Mongo(#[from] MongoError),
+    /// A write failed in a way that leaves its outcome unknown: never retried by nexus-mcp.
+    #[error("the write may or may not have been applied ({0}); check the data before retrying")]
+    AmbiguousWrite(String),
+    /// The user declined, or could not be asked.
+    #[error("{0}")]
+    NotConfirmed(String),
+}
+
+impl ToolError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Unavailable(_) => ErrorClass::MongoUnreachable,
+            Self::Rejected(_) | Self::BadArgument(_) | Self::NotConfirmed(_) => ErrorClass::QueryRejected,
+            Self::Mongo(e) => e.class(),
+            Self::AmbiguousWrite(_) => ErrorClass::QueryFailed,
+        }
+    }
+
+    /// Maps a write's driver error: failures before the write was sent are plain errors; I/O failures after
+    /// it may have been sent are ambiguous.
+    pub fn from_write(e: mongodb::error::Error) -> Self {
+        use mongodb::error::ErrorKind;
+        match *e.kind {
+            ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => Self::AmbiguousWrite(e.to_string()),
+            _ => Self::Mongo(MongoError::from(e)),
+        }
+    }
+}
+
+impl From<EjsonError> for ToolError {
+    fn from(e: EjsonError) -> Self {
+        Self::BadArgument(e.to_string())
+    }
+}
+
+impl ToolContext {
+    /// A database, after the namespace guard.
+    pub fn database(&self, db: &str) -> Result<Database, ToolError> {
+        self.guard.database(db)?;
+        Ok(self.mongo.client().database(db))
+    }
+
+    /// A collection, after the namespace guard.
+    pub fn collection(&self, db: &str, coll: &str) -> Result<Collection<Document>, ToolError> {
+        self.guard.collection(db, coll)?;
+        Ok(self.mongo.client().database(db).collection(coll))
+    }
+
+    /// `mongo.max_time`, sent as `maxTimeMS`.
+    pub fn max_time(&self) -> Duration {
+        self.mongo.max_time()
+    }
+
+    /// Runs a driver operation with a hard deadline a little above `maxTimeMS`, so no call can hang.
+    pub async fn bounded<T>(&self, fut: impl IntoFuture<Output = mongodb::error::Result<T>>) -> Result<T, ToolError> {
+        let limit = self.max_time() + Duration::from_secs(2);
+        match tokio::time::timeout(limit, fut.into_future()).await {
+            Ok(result) => result.map_err(|e| ToolError::Mongo(e.into())),
+            Err(_) => Err(ToolError::Mongo(MongoError::Timeout(format!(
+                "no answer within {} ms",
+                limit.as_millis()
+            )))),
+        }
+    }
+
+    /// Like [`ToolContext::bounded`] for writes: a timeout or I/O failure leaves the outcome unknown.
+    pub async fn bounded_write<T>(
+        &self,
+        fut: impl IntoFuture<Output = mongodb::error::Result<T>>,
+    ) -> Result<T, ToolError> {
+        let limit = self.max_time() + Duration::from_secs(2);
+        match tokio::time::timeout(limit, fut.into_future()).await {
+            Ok(result) => result.map_err(ToolError::from_write),
+            Err(_) => Err(ToolError::AmbiguousWrite(format!("no answer within {} ms", limit.as_millis()))),
+        }
+    }
+
+    /// Asks for confirmation when `mcp.confirm_destructive` is on.
+    ///
+    /// # Errors
+    /// [`ToolError::NotConfirmed`] when the user declines or cannot be asked; the message says how to allow it.
+    pub async fn confirm(&self, confirmer: &impl Confirmer, question: String) -> Result<(), ToolError> {
+        if !self.confirm_destructive {
+            return Ok(());
+        }
+        match confirmer.confirm(question).await {
+            Confirmation::Accepted => Ok(()),
+            Confirmation::Declined => Err(ToolError::NotConfirmed(
+                "the user declined the confirmation; nothing was changed".into(),
+            )),
+            Confirmation::Unsupported => Err(ToolError::NotConfirmed(
+                "this operation is destructive and needs the user's confirmation, but this MCP client cannot ask \
+                 for it (no elicitation support); nothing was changed. Use a client that supports elicitation, \
+                 or have the operator set mcp.confirm_destructive = false"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// An optional document argument, converted from EJSON and checked for server-side JavaScript.
+pub fn doc_arg(ctx: &ToolContext, name: &str, value: Option<&Value>) -> Result<Option<Document>, ToolError> {
+    let Some(value) = value else { return Ok(None) };
+    let doc = ejson::to_document(name, value)?;
+    ctx.guard.query(name, &doc)?;
+    Ok(Some(doc))
+}
+
+/// `namespace` as `db.coll`.
+pub fn ns(db: &str, coll: &str) -> String {
+    format!("{db}.{coll}")
+}
+
+/// "1 document" / "3 documents".
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
+}
+
+/// The limits a read applied, as reported in `appliedLimits`.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedLimits {
+    /// Documents returned at most.
+    pub limit: u64,
+    /// Whether the requested limit was lowered to mcp.max_documents.
+    pub limit_capped_by_max_documents: bool,
+    /// Bytes of BSON returned at most.
+    pub max_bytes: u64,
+    /// Which limit cut the result short: "maxDocuments" or "maxBytes"; absent when the result is complete
+    /// (for `find`, reaching `limit` is not reported as a cut).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated_by: Option<String>,
+}
+
+impl AppliedLimits {
+    pub fn new(limits: &ReadLimits, max_bytes: u64, collected: &Collected) -> Self {
+        Self {
+            limit: limits.limit,
+            limit_capped_by_max_documents: limits.capped_by_max_documents,
+            max_bytes,
+            truncated_by: collected.cut.map(|c| match c {
+                Cut::MaxDocuments => "maxDocuments".into(),
+                Cut::MaxBytes => "maxBytes".into(),
+            }),
+        }
+    }
+
+    /// The parenthesised note of the summary line.
+    pub fn note(&self, returned: usize) -> String {
+        let mut notes = Vec::new();
+        if self.limit_capped_by_max_documents {
+            notes.push(format!("limit lowered to mcp.max_documents = {}", self.limit));
+        } else if returned as u64 == self.limit {
+            notes.push(format!("limit {} applied", self.limit));
+        }
+        match self.truncated_by.as_deref() {
+            Some("maxBytes") => notes.push(format!(
+                "truncated at {} bytes: more documents matched",
+                self.max_bytes
+            )),
+            Some(_) => notes.push(format!("truncated at {} documents: more matched", self.limit)),
+            None => {}
+        }
+        if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) }
+    }
+}
+
+/// A byte limit requested by the tool caller, never above `mcp.max_bytes`.
+pub fn response_bytes(ctx: &ToolContext, requested: Option<u64>) -> u64 {
+    requested.map_or(ctx.guard.max_bytes(), |b| b.min(ctx.guard.max_bytes()))
+}
+
+/// Documents as relaxed EJSON values.
+pub fn relaxed_all(docs: Vec<Document>) -> Vec<Value> {
+    docs.into_iter().map(ejson::relaxed).collect()
+}

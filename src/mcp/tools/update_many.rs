@@ -1,0 +1,97 @@
+//! `update-many`: update the documents matching a filter (registered only when `mcp.read_only = false`). An
+//! update without a filter touches every document and asks for confirmation first.
+
+use mongodb::bson::Document;
+use mongodb::options::UpdateModifications;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Confirmer, ToolContext, ToolError, doc_arg, ns, plural};
+use crate::mcp::ejson;
+use crate::mcp::render::Output;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateManyArgs {
+    /// Database name.
+    pub database: String,
+    /// Collection name.
+    pub collection: String,
+    /// The filter selecting the documents to update; omitted or {} means every document (asks for
+    /// confirmation). Extended JSON accepted.
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// The update: an operator document such as {"$set": {...}}, or an aggregation pipeline (array).
+    pub update: Value,
+    /// Insert a document when none matches.
+    #[serde(default)]
+    pub upsert: Option<bool>,
+    /// Accepted for compatibility with the official MongoDB MCP server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub connection_id: Option<Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateManyOutput {
+    pub database: String,
+    pub collection: String,
+    pub matched_count: u64,
+    pub modified_count: u64,
+    pub upserted_count: u64,
+    /// The `_id` of the upserted document, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upserted_id: Option<Value>,
+}
+
+pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: UpdateManyArgs) -> Result<Output, ToolError> {
+    let coll = ctx.collection(&a.database, &a.collection)?;
+    let filter: Document = doc_arg(ctx, "filter", a.filter.as_ref())?.unwrap_or_default();
+    let update = match &a.update {
+        Value::Array(_) => {
+            let stages = ejson::to_documents("update", &a.update)?;
+            ctx.guard.pipeline(&a.database, &stages)?;
+            UpdateModifications::Pipeline(stages)
+        }
+        other => {
+            let doc = ejson::to_document("update", other)?;
+            ctx.guard.query("update", &doc)?;
+            if doc.keys().next().is_none_or(|k| !k.starts_with('$')) {
+                return Err(ToolError::BadArgument(
+                    "update: expected update operators such as {\"$set\": {...}} (to replace documents, use $set \
+                     on each field)"
+                        .into(),
+                ));
+            }
+            UpdateModifications::Document(doc)
+        }
+    };
+    let namespace = ns(&a.database, &a.collection);
+    if filter.is_empty() {
+        ctx.confirm(confirmer, format!("Update EVERY document in {namespace} (no filter)?"))
+            .await?;
+    }
+    let result = ctx
+        .bounded_write(coll.update_many(filter, update).upsert(a.upsert.unwrap_or(false)))
+        .await?;
+    let upserted_id = result.upserted_id.map(ejson::relaxed_value);
+    let summary = format!(
+        "Matched {}, modified {} in {namespace}{}.",
+        plural(result.matched_count as usize, "document", "documents"),
+        result.modified_count,
+        if upserted_id.is_some() { ", upserted 1" } else { "" }
+    );
+    Ok(Output::plain(
+        summary,
+        json!(UpdateManyOutput {
+            database: a.database,
+            collection: a.collection,
+            matched_count: result.matched_count,
+            modified_count: result.modified_count,
+            upserted_count: u64::from(upserted_id.is_some()),
+            upserted_id,
+        }),
+    ))
+}
