@@ -1,5 +1,9 @@
 //! Wires the components together and owns shutdown. The only module that knows every component.
 //!
+//! Startup: bind HTTP (probes answer from the first moment) → bind the tunnel's local forward → build the MongoDB
+//! client and the MCP server → (stdio: serve MCP at once, tools answer "starting" until ready) → run the stages
+//! → (HTTP: mount `/mcp`) → ready.
+//!
 //! Shutdown order: `/ready` turns 503 at once → in-flight `/mcp` requests drain (up to `server.shutdown_grace`)
 //! → the HTTP server stops → the tunnel closes its channels and disconnects the SSH session → background checks
 //! stop → return.
@@ -8,20 +12,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use rmcp::ServiceExt as _;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ConfigError};
-use crate::health::{self, Health};
+use crate::config::{Config, ConfigError, Transport};
+use crate::error::ErrorClass;
+use crate::health::{self, Health, Probe};
 use crate::http::{self, HttpState, InFlight, McpSlot};
+use crate::mcp::NexusServer;
+use crate::mcp::guard::Guard;
+use crate::mcp::server::ResourceSource;
+use crate::mcp::tools::ToolContext;
 use crate::metrics::Metrics;
 use crate::supervisor::{StartupError, Supervisor};
+use crate::tunnel::Tunnel;
 
 /// How long the HTTP server and the tunnel get to close after the drain.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs `serve` until `shutdown` resolves.
+/// Runs `serve` until `shutdown` resolves (or, with the stdio transport, until stdin closes).
 ///
 /// # Errors
 /// A [`ConfigError`] (exit 64) when a configured address cannot be bound or a stage finds the configuration
@@ -34,24 +48,36 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         &[health::MONGODB]
     };
     let health = Health::new(checks, metrics.health.clone(), metrics.startup.clone());
+    let stdio = config.server.transport == Transport::Stdio;
 
-    let listener = TcpListener::bind(config.server.listen).await.map_err(|e| ConfigError::Invalid {
-        key: "server.listen".into(),
-        reason: format!("cannot bind {}: {e}", config.server.listen),
-    })?;
-    let http_addr = listener.local_addr().context("reading the bound HTTP address")?;
-    tracing::info!(addr = %http_addr, version = env!("CARGO_PKG_VERSION"), "http listening: /mcp /health /ready /startup /metrics");
-
-    let mcp = McpSlot::default();
+    // HTTP first, so the probes answer during startup. With stdio, probes are a bonus: a busy port only warns.
+    let mcp_slot = McpSlot::default();
     let in_flight = Arc::new(InFlight::default());
-    let router = http::router(HttpState {
-        health: health.clone(),
-        metrics: metrics.clone(),
-        mcp: mcp.clone(),
-        in_flight: in_flight.clone(),
-    });
     let http_stop = CancellationToken::new();
-    let http_task = tokio::spawn(http::serve(listener, router, http_stop.clone()));
+    let http_task = match TcpListener::bind(config.server.listen).await {
+        Ok(listener) => {
+            let addr = listener.local_addr().context("reading the bound HTTP address")?;
+            tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "http listening: /mcp /health /ready /startup /metrics");
+            let router = http::router(HttpState {
+                health: health.clone(),
+                metrics: metrics.clone(),
+                mcp: mcp_slot.clone(),
+                in_flight: in_flight.clone(),
+            });
+            Some(tokio::spawn(http::serve(listener, router, http_stop.clone())))
+        }
+        Err(e) if stdio => {
+            tracing::warn!(listen = %config.server.listen, cause = %e, "probes and /metrics disabled: cannot bind server.listen");
+            None
+        }
+        Err(e) => {
+            return Err(ConfigError::Invalid {
+                key: "server.listen".into(),
+                reason: format!("cannot bind {}: {e}", config.server.listen),
+            }
+            .into());
+        }
+    };
 
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -62,29 +88,88 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         tasks: &tasks,
         stop: &stop,
     };
-    tokio::pin!(shutdown);
-    let startup = supervisor.start(|_mongo| {
-        mcp.install(axum::Router::new());
-        "MCP endpoint mounted at /mcp".to_string()
+    let fatal = |e: StartupError| -> anyhow::Error {
+        match e {
+            StartupError::Fatal { stage, class, message } if class == ErrorClass::ConfigInvalid => {
+                ConfigError::Invalid { key: format!("stage {stage}"), reason: message }.into()
+            }
+            other => anyhow::anyhow!(other),
+        }
+    };
+    let prepared = async {
+        let tunnel = supervisor.start_tunnel().await?;
+        let mongo = supervisor.mongo_client(tunnel.as_ref()).await?;
+        Ok::<_, StartupError>((tunnel, mongo))
+    };
+    let (tunnel, mongo) = match prepared.await {
+        Ok(pair) => pair,
+        Err(e) => {
+            stop.cancel();
+            http_stop.cancel();
+            return Err(fatal(e));
+        }
+    };
+
+    let server = NexusServer::new(
+        ToolContext {
+            mongo: mongo.clone(),
+            guard: Guard::new(&config.mcp),
+            confirm_destructive: config.mcp.confirm_destructive,
+        },
+        health.clone(),
+        metrics.mcp.clone(),
+        status_source(&health, &metrics, tunnel.clone()),
+        serde_json::to_value(&config).unwrap_or(Value::Null),
+    );
+    let tools = server.tool_names();
+
+    // stdio: serve the protocol at once (clients handshake immediately); tools say "starting" until ready.
+    let stdin_closed = CancellationToken::new();
+    if stdio {
+        let server = server.clone();
+        let closed = stdin_closed.clone();
+        tasks.spawn(async move {
+            match server.serve(rmcp::transport::stdio()).await {
+                Ok(running) => {
+                    let _ = running.waiting().await;
+                }
+                Err(e) => tracing::error!(cause = %e, "stdio MCP session failed to start"),
+            }
+            tracing::info!("stdin closed: shutting down");
+            closed.cancel();
+        });
+    }
+
+    let startup = supervisor.run(tunnel.as_ref(), &mongo, || {
+        if !stdio {
+            mcp_slot.install(mcp_router(&config, server.clone(), http_stop.child_token()));
+        }
+        format!(
+            "{} tools ({}), MCP over {}",
+            tools.len(),
+            if config.mcp.read_only { "read-only" } else { "read-write" },
+            if stdio { "stdio" } else { "HTTP at /mcp" }
+        )
     });
-    let running = tokio::select! {
+    tokio::pin!(shutdown);
+    let stop_requested = async {
+        tokio::select! {
+            () = &mut shutdown => {}
+            () = stdin_closed.cancelled() => {}
+        }
+    };
+    tokio::pin!(stop_requested);
+    tokio::select! {
         result = startup => match result {
-            Ok(running) => Some(running),
-            Err(StartupError::Cancelled) => None,
-            Err(StartupError::Fatal { stage, class, message }) => {
-                tracing::error!(stage, %class, cause = %message, "startup failed");
+            Ok(()) => stop_requested.await,
+            Err(StartupError::Cancelled) => {}
+            Err(e) => {
                 stop.cancel();
                 http_stop.cancel();
-                if class == crate::error::ErrorClass::ConfigInvalid {
-                    return Err(ConfigError::Invalid { key: format!("stage {stage}"), reason: message }.into());
-                }
-                anyhow::bail!("stage {stage}: {message}");
+                return Err(fatal(e));
             }
         },
-        () = &mut shutdown => None,
-    };
-    if running.is_some() {
-        shutdown.await;
+        () = &mut stop_requested => {}
     }
 
     health.set_draining();
@@ -97,19 +182,59 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         );
     }
     http_stop.cancel();
-    if tokio::time::timeout(CLOSE_GRACE, http_task).await.is_err() {
-        tracing::warn!("HTTP server did not stop in time");
+    if let Some(task) = http_task {
+        if tokio::time::timeout(CLOSE_GRACE, task).await.is_err() {
+            tracing::warn!("HTTP server did not stop in time");
+        }
     }
     stop.cancel();
     tasks.close();
-    if let Some(tunnel) = running.as_ref().and_then(|r| r.tunnel.as_ref()) {
+    if let Some(tunnel) = &tunnel {
         if tokio::time::timeout(CLOSE_GRACE, tunnel.stopped()).await.is_err() {
             tracing::warn!("tunnel did not close in time");
         }
     }
     if tokio::time::timeout(CLOSE_GRACE, tasks.wait()).await.is_err() {
-        tracing::warn!("background checks did not stop in time");
+        tracing::warn!("background tasks did not stop in time");
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The Streamable HTTP service at `/mcp`: stateless for 2026-07-28 requests, sessions for legacy clients that
+/// send `initialize`.
+fn mcp_router(config: &Config, server: NexusServer, cancel: CancellationToken) -> axum::Router {
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(true)
+            .with_json_response(true)
+            .with_allowed_hosts(config.server.allowed_hosts.clone())
+            .with_allowed_origins(config.server.allowed_origins.clone())
+            .with_max_request_body_bytes(config.server.body_limit.as_u64() as usize)
+            .with_cancellation_token(cancel),
+    );
+    axum::Router::new().nest_service("/mcp", service)
+}
+
+/// `nexus://status`: the readiness body plus the tunnel's live state and counters.
+fn status_source(health: &Health, metrics: &Metrics, tunnel: Option<Tunnel>) -> ResourceSource {
+    let health = health.clone();
+    let t = metrics.tunnel.clone();
+    Arc::new(move || {
+        let (ready, mut body) = health.report(Probe::Readiness);
+        body["ready"] = json!(ready);
+        if let Some(tunnel) = &tunnel {
+            body["tunnel"] = json!({
+                "state": tunnel.state().borrow().describe(),
+                "localAddr": tunnel.local_addr().to_string(),
+                "reconnects": t.reconnects.get(),
+                "channelsActive": t.channels_active.get(),
+                "bytesTx": t.bytes_tx.get(),
+                "bytesRx": t.bytes_rx.get(),
+            });
+        }
+        body
+    })
 }

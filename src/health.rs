@@ -13,7 +13,7 @@
 //! This module knows the names of checks, not what they check: `app` supplies the probes.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -155,11 +155,16 @@ impl CheckStatus {
     }
 }
 
+/// Explains an unhealthy dependency in a sentence for tool errors (e.g. the tunnel's retry state).
+pub type Explainer = Box<dyn Fn() -> String + Send + Sync>;
+
 struct Check {
     name: &'static str,
     status: Mutex<CheckStatus>,
     /// Wakes the check's loop for an immediate re-run.
     wake: Notify,
+    /// Set by the component's owner; without one, the error class is the explanation.
+    explainer: OnceLock<Explainer>,
 }
 
 /// Shared health state; cheap to clone.
@@ -198,6 +203,7 @@ impl Health {
                     name,
                     status: Mutex::new(CheckStatus::PENDING),
                     wake: Notify::new(),
+                    explainer: OnceLock::new(),
                 }
             })
             .collect();
@@ -243,6 +249,34 @@ impl Health {
             }
         }
         flipped
+    }
+
+    /// Sets how an unhealthy `name` is explained to tool callers (once).
+    pub fn set_explainer(&self, name: &str, explainer: Explainer) {
+        let _ = self.find(name).explainer.set(explainer);
+    }
+
+    /// Why tool calls cannot run right now: each unhealthy dependency, explained; `None` when all are healthy.
+    pub fn unavailable(&self) -> Option<String> {
+        let reasons: Vec<String> = self
+            .inner
+            .checks
+            .iter()
+            .filter_map(|c| {
+                let status = c.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if status.healthy {
+                    return None;
+                }
+                Some(match c.explainer.get() {
+                    Some(explain) => explain(),
+                    None => {
+                        let why = status.error.map_or("not checked yet", ErrorClass::summary);
+                        format!("{} unhealthy ({why})", c.name)
+                    }
+                })
+            })
+            .collect();
+        if reasons.is_empty() { None } else { Some(reasons.join("; ")) }
     }
 
     /// Asks the check's loop to run now (e.g. after the tunnel changed state).
@@ -411,6 +445,19 @@ mod tests {
         assert!(!h.report(Probe::Readiness).0);
         assert!(h.report(Probe::Liveness).0, "liveness never depends on dependencies");
         assert!(h.report(Probe::Startup).0, "the latch is one-way");
+    }
+
+    #[test]
+    fn unavailability_is_explained_per_dependency() {
+        let h = health();
+        h.record(SSH_TUNNEL, Observation::Lost(ErrorClass::SshUnreachable));
+        h.record(MONGODB, Observation::Unhealthy(ErrorClass::MongoTimeout));
+        assert_eq!(h.unavailable().unwrap(), "sshTunnel unhealthy (unreachable); mongodb unhealthy (timeout)");
+        h.set_explainer(SSH_TUNNEL, Box::new(|| "SSH tunnel reconnecting: attempt 2".into()));
+        h.record(MONGODB, Observation::Healthy(MS));
+        assert_eq!(h.unavailable().unwrap(), "SSH tunnel reconnecting: attempt 2");
+        h.record(SSH_TUNNEL, Observation::Healthy(MS));
+        assert_eq!(h.unavailable(), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub health: HealthMetrics,
     pub tunnel: TunnelMetrics,
     pub mongo: MongoMetrics,
+    pub mcp: McpMetrics,
 }
 
 impl Metrics {
@@ -48,6 +49,7 @@ impl Metrics {
             health: HealthMetrics::register(&registry),
             tunnel: TunnelMetrics::register(&registry),
             mongo: MongoMetrics::register(&registry),
+            mcp: McpMetrics::register(&registry),
             registry,
         }
     }
@@ -250,6 +252,51 @@ impl MongoMetrics {
     }
 }
 
+/// The MCP server.
+#[derive(Clone)]
+pub struct McpMetrics {
+    /// `nexus_mcp_requests_total{method}`: JSON-RPC requests handled, by MCP method.
+    pub requests: IntCounterVec,
+    /// `nexus_mcp_request_duration_seconds{method}`: time to answer, by MCP method.
+    pub request_duration: HistogramVec,
+    /// `nexus_mcp_tool_calls_total{tool,outcome}`: tool calls by outcome (ok, rejected, failed, unavailable,
+    /// input_required).
+    pub tool_calls: IntCounterVec,
+    /// `nexus_mcp_in_flight`: MCP requests being handled right now.
+    pub in_flight: IntGauge,
+}
+
+/// MCP methods pre-created so dashboards see them from the start.
+const MCP_METHODS: [&str; 4] = ["initialize", "tools/list", "tools/call", "resources/read"];
+
+impl McpMetrics {
+    fn register(r: &Registry) -> Self {
+        let requests = counter_vec(r, "mcp_requests_total", "MCP JSON-RPC requests handled, by method.", &["method"]);
+        let request_duration = latency_histogram_vec(
+            r,
+            "mcp_request_duration_seconds",
+            "Time to answer an MCP request, by method (the seed's target: p95 and p99 under 100 ms).",
+            &["method"],
+        );
+        for method in MCP_METHODS {
+            requests.with_label_values(&[method]);
+            request_duration.with_label_values(&[method]);
+        }
+        Self {
+            requests,
+            request_duration,
+            tool_calls: counter_vec(
+                r,
+                "mcp_tool_calls_total",
+                "MCP tool calls by tool and outcome: ok, rejected (a guard or bad argument), failed (MongoDB \
+                 error), unavailable (a dependency is down), input_required (asked the user to confirm).",
+                &["tool", "outcome"],
+            ),
+            in_flight: gauge(r, "mcp_in_flight", "MCP requests being handled right now."),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +316,9 @@ mod tests {
             "nexus_tunnel_channels_active",
             "nexus_tunnel_bytes_total",
             "nexus_mongo_ping_duration_seconds",
+            "nexus_mcp_requests_total",
+            "nexus_mcp_request_duration_seconds",
+            "nexus_mcp_in_flight",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing:\n{text}");
         }

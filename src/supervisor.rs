@@ -38,13 +38,6 @@ pub enum StartupError {
     Cancelled,
 }
 
-/// The components startup brought up.
-pub struct Running {
-    /// `None` when SSH is disabled.
-    pub tunnel: Option<Tunnel>,
-    pub mongo: Mongo,
-}
-
 /// What the stages share.
 pub struct Supervisor<'a> {
     pub config: &'a Config,
@@ -57,39 +50,16 @@ pub struct Supervisor<'a> {
 }
 
 impl Supervisor<'_> {
-    /// Runs every stage; `install_mcp` is the mcp stage (mount the tools) and returns a summary for the log.
+    /// Binds the tunnel's local forward and starts its reconnect loop (returns at once; `None` when SSH is
+    /// disabled). The first part of the tunnel stage: [`Supervisor::run`] waits for the session.
     ///
     /// # Errors
-    /// [`StartupError::Fatal`] on configuration problems, [`StartupError::Cancelled`] on shutdown.
-    pub async fn start(&self, install_mcp: impl FnOnce(&Mongo) -> String) -> Result<Running, StartupError> {
-        let begun = Instant::now();
-        let tunnel = match &self.config.tunnel {
-            Some(_) => Some(self.tunnel_stage().await?),
-            None => {
-                tracing::info!(stage = "tunnel", "stage skipped: ssh.enabled = false, connecting to MongoDB directly");
-                None
-            }
+    /// [`StartupError::Fatal`] when `tunnel.local_listen` cannot be bound.
+    pub async fn start_tunnel(&self) -> Result<Option<Tunnel>, StartupError> {
+        let Some(cfg) = self.config.tunnel.clone() else {
+            return Ok(None);
         };
-        let mongo = self.mongodb_stage(tunnel.as_ref()).await?;
-
-        self.health.set_stage(Stage::Mcp);
-        let started = Instant::now();
-        let summary = install_mcp(&mongo);
-        log_stage_ok(Stage::Mcp, started, &summary);
-
-        self.health.set_stage(Stage::Ready);
-        tracing::info!(
-            stage = "ready",
-            startup_ms = begun.elapsed().as_millis() as u64,
-            "startup complete; readiness now follows the dependency checks"
-        );
-        Ok(Running { tunnel, mongo })
-    }
-
-    async fn tunnel_stage(&self) -> Result<Tunnel, StartupError> {
-        let cfg = self.config.tunnel.clone().expect("called only when SSH is enabled");
         self.health.set_stage(Stage::Tunnel);
-        let started = Instant::now();
         let tunnel = Tunnel::start(cfg, self.metrics.tunnel.clone(), self.stop.clone())
             .await
             .map_err(|e| StartupError::Fatal {
@@ -98,13 +68,67 @@ impl Supervisor<'_> {
                 message: e.to_string(),
             })?;
         self.watch_tunnel(&tunnel);
+        Ok(Some(tunnel))
+    }
+
+    /// Builds the MongoDB client against the tunnel's fixed local address (no I/O yet).
+    ///
+    /// # Errors
+    /// [`StartupError::Fatal`] when the driver rejects the URI's options.
+    pub async fn mongo_client(&self, tunnel: Option<&Tunnel>) -> Result<Mongo, StartupError> {
+        let via = tunnel.map(Tunnel::local_addr);
+        Mongo::connect(self.config.mongo.clone(), via, self.metrics.mongo.clone())
+            .await
+            .map_err(|e| StartupError::Fatal {
+                stage: "mongodb",
+                class: e.class(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Runs the stages: waits for the tunnel session, then MongoDB (retrying with backoff), then `install_mcp`
+    /// (which returns a summary for the log), then closes the startup latch.
+    ///
+    /// # Errors
+    /// [`StartupError::Cancelled`] on shutdown.
+    pub async fn run(
+        &self,
+        tunnel: Option<&Tunnel>,
+        mongo: &Mongo,
+        install_mcp: impl FnOnce() -> String,
+    ) -> Result<(), StartupError> {
+        let begun = Instant::now();
+        match tunnel {
+            Some(tunnel) => self.tunnel_stage(tunnel).await?,
+            None => {
+                tracing::info!(stage = "tunnel", "stage skipped: ssh.enabled = false, connecting to MongoDB directly");
+            }
+        }
+        self.mongodb_stage(mongo).await?;
+
+        self.health.set_stage(Stage::Mcp);
+        let started = Instant::now();
+        let summary = install_mcp();
+        log_stage_ok(Stage::Mcp, started, &summary);
+
+        self.health.set_stage(Stage::Ready);
+        tracing::info!(
+            stage = "ready",
+            startup_ms = begun.elapsed().as_millis() as u64,
+            "startup complete; readiness now follows the dependency checks"
+        );
+        Ok(())
+    }
+
+    async fn tunnel_stage(&self, tunnel: &Tunnel) -> Result<(), StartupError> {
+        let started = Instant::now();
         let mut state = tunnel.state();
         tokio::select! {
             result = state.wait_for(TunnelState::is_up) => { result.map_err(|_| StartupError::Cancelled)?; }
             () = self.stop.cancelled() => return Err(StartupError::Cancelled),
         }
         log_stage_ok(Stage::Tunnel, started, &format!("forwarding {}", tunnel.local_addr()));
-        Ok(tunnel)
+        Ok(())
     }
 
     /// Spawns the sshTunnel check and wakes both checks on every tunnel transition, so a lost session shows in
@@ -118,6 +142,9 @@ impl Supervisor<'_> {
         };
         self.tasks
             .spawn(self.health.clone().run_check(health::SSH_TUNNEL, interval, probe, self.stop.clone()));
+        let state = tunnel.state();
+        self.health
+            .set_explainer(health::SSH_TUNNEL, Box::new(move || state.borrow().describe()));
 
         let health = self.health.clone();
         let mut state = tunnel.state();
@@ -137,17 +164,9 @@ impl Supervisor<'_> {
         });
     }
 
-    async fn mongodb_stage(&self, tunnel: Option<&Tunnel>) -> Result<Mongo, StartupError> {
+    async fn mongodb_stage(&self, mongo: &Mongo) -> Result<(), StartupError> {
         self.health.set_stage(Stage::Mongodb);
         let started = Instant::now();
-        let via = tunnel.map(Tunnel::local_addr);
-        let mongo = Mongo::connect(self.config.mongo.clone(), via, self.metrics.mongo.clone())
-            .await
-            .map_err(|e| StartupError::Fatal {
-                stage: "mongodb",
-                class: e.class(),
-                message: e.to_string(),
-            })?;
         let mut backoff = Backoff::try_new(MONGO_RETRY_MIN, MONGO_RETRY_MAX).expect("constant policy is valid");
         let mut last_class = None;
         loop {
@@ -188,7 +207,7 @@ impl Supervisor<'_> {
             self.stop.clone(),
         ));
         log_stage_ok(Stage::Mongodb, started, "ping and listDatabases answered");
-        Ok(mongo)
+        Ok(())
     }
 }
 

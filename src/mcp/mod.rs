@@ -7,3 +7,6 @@ pub mod ejson;
 pub mod guard;
 pub mod render;
 pub mod tools;
+pub mod server;
+
+pub use server::NexusServer;

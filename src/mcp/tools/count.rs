@@ -34,8 +34,13 @@ pub struct CountOutput {
 pub async fn run(ctx: &ToolContext, a: CountArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
     let query = doc_arg(ctx, "query", a.query.as_ref())?.unwrap_or_default();
+    let what = if query.is_empty() { "" } else { "matching " };
     let count = ctx.bounded(coll.count_documents(query).max_time(ctx.max_time())).await?;
-    let summary = format!("{} contains {count} matching documents.", ns(&a.database, &a.collection));
+    let summary = format!(
+        "{} has {count} {what}document{}.",
+        ns(&a.database, &a.collection),
+        if count == 1 { "" } else { "s" }
+    );
     Ok(Output::plain(
         summary,
         json!(CountOutput {

@@ -9,7 +9,7 @@ use super::{Confirmer, ToolContext, ToolError, doc_arg, ns, plural};
 use crate::mcp::ejson;
 use crate::mcp::render::Output;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeleteManyArgs {
     /// Database name.
@@ -21,7 +21,7 @@ pub struct DeleteManyArgs {
     #[serde(default)]
     pub filter: Option<Value>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     #[schemars(skip)]
     pub connection_id: Option<Value>,
 }

@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 use super::{Confirmer, ToolContext, ToolError};
 use crate::mcp::render::Output;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DropDatabaseArgs {
     /// Database name.
     pub database: String,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     #[schemars(skip)]
     pub connection_id: Option<Value>,
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{Confirmer, ToolContext, ToolError, ns};
 use crate::mcp::render::Output;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DropIndexArgs {
     /// Database name.
@@ -17,7 +17,7 @@ pub struct DropIndexArgs {
     /// The name of the index to drop.
     pub index_name: String,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     #[schemars(skip)]
     pub connection_id: Option<Value>,
 }

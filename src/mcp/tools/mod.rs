@@ -46,12 +46,14 @@ pub struct ToolContext {
 }
 
 /// The user's answer to a confirmation request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Confirmation {
     Accepted,
     Declined,
     /// The client cannot ask its user (no elicitation support).
     Unsupported,
+    /// Ask first: the call ends now with this question and is retried with the answer (stateless MRTR).
+    AskFirst(String),
 }
 
 /// Asks the user to confirm a destructive operation (MCP elicitation); implemented by the rmcp glue.
@@ -67,7 +69,7 @@ pub enum ToolError {
     Unavailable(String),
     #[error("{0}")]
     Rejected(#[from] Rejected),
-    #[error("invalid argument {0}")]
+    #[error("invalid argument: {0}")]
     BadArgument(String),
     #[error("{0}")]
     Mongo(#[from] MongoError),
@@ -77,13 +79,18 @@ pub enum ToolError {
     /// The user declined, or could not be asked.
     #[error("{0}")]
     NotConfirmed(String),
+    /// The user must be asked first (the call is answered with an input request and retried).
+    #[error("confirmation required: {0}")]
+    InputRequired(String),
 }
 
 impl ToolError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Unavailable(_) => ErrorClass::MongoUnreachable,
-            Self::Rejected(_) | Self::BadArgument(_) | Self::NotConfirmed(_) => ErrorClass::QueryRejected,
+            Self::Rejected(_) | Self::BadArgument(_) | Self::NotConfirmed(_) | Self::InputRequired(_) => {
+                ErrorClass::QueryRejected
+            }
             Self::Mongo(e) => e.class(),
             Self::AmbiguousWrite(_) => ErrorClass::QueryFailed,
         }
@@ -167,6 +174,7 @@ impl ToolContext {
                  or have the operator set mcp.confirm_destructive = false"
                     .into(),
             )),
+            Confirmation::AskFirst(question) => Err(ToolError::InputRequired(question)),
         }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{Confirmer, ToolContext, ToolError, ns};
 use crate::mcp::render::Output;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RenameCollectionArgs {
     /// Database name.
@@ -22,7 +22,7 @@ pub struct RenameCollectionArgs {
     #[serde(default)]
     pub drop_target: Option<bool>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     #[schemars(skip)]
     pub connection_id: Option<Value>,
 }

@@ -11,7 +11,7 @@ use super::{Confirmer, ToolContext, ToolError, doc_arg, ns, plural};
 use crate::mcp::ejson;
 use crate::mcp::render::Output;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateManyArgs {
     /// Database name.
@@ -28,7 +28,7 @@ pub struct UpdateManyArgs {
     #[serde(default)]
     pub upsert: Option<bool>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     #[schemars(skip)]
     pub connection_id: Option<Value>,
 }
