@@ -56,7 +56,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     let http_stop = CancellationToken::new();
     let http_task = match TcpListener::bind(config.server.listen).await {
         Ok(listener) => {
-            let addr = listener.local_addr().context("reading the bound HTTP address")?;
+            let addr = listener
+                .local_addr()
+                .context("reading the bound HTTP address")?;
             tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "http listening: /mcp /health /ready /startup /metrics");
             let router = http::router(HttpState {
                 health: health.clone(),
@@ -64,7 +66,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 mcp: mcp_slot.clone(),
                 in_flight: in_flight.clone(),
             });
-            Some(tokio::spawn(http::serve(listener, router, http_stop.clone())))
+            Some(tokio::spawn(http::serve(
+                listener,
+                router,
+                http_stop.clone(),
+            )))
         }
         Err(e) if stdio => {
             tracing::warn!(listen = %config.server.listen, cause = %e, "probes and /metrics disabled: cannot bind server.listen");
@@ -90,9 +96,15 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     };
     let fatal = |e: StartupError| -> anyhow::Error {
         match e {
-            StartupError::Fatal { stage, class, message } if class == ErrorClass::ConfigInvalid => {
-                ConfigError::Invalid { key: format!("stage {stage}"), reason: message }.into()
+            StartupError::Fatal {
+                stage,
+                class: ErrorClass::ConfigInvalid,
+                message,
+            } => ConfigError::Invalid {
+                key: format!("stage {stage}"),
+                reason: message,
             }
+            .into(),
             other => anyhow::anyhow!(other),
         }
     };
@@ -147,7 +159,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         format!(
             "{} tools ({}), MCP over {}",
             tools.len(),
-            if config.mcp.read_only { "read-only" } else { "read-write" },
+            if config.mcp.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            },
             if stdio { "stdio" } else { "HTTP at /mcp" }
         )
     });
@@ -173,7 +189,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     }
 
     health.set_draining();
-    tracing::info!(in_flight = in_flight.current(), "shutting down: /ready is 503, draining in-flight requests");
+    tracing::info!(
+        in_flight = in_flight.current(),
+        "shutting down: /ready is 503, draining in-flight requests"
+    );
     if !in_flight.drained(config.server.shutdown_grace).await {
         tracing::warn!(
             in_flight = in_flight.current(),
@@ -182,19 +201,24 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         );
     }
     http_stop.cancel();
-    if let Some(task) = http_task {
-        if tokio::time::timeout(CLOSE_GRACE, task).await.is_err() {
-            tracing::warn!("HTTP server did not stop in time");
-        }
+    if let Some(task) = http_task
+        && tokio::time::timeout(CLOSE_GRACE, task).await.is_err()
+    {
+        tracing::warn!("HTTP server did not stop in time");
     }
     stop.cancel();
     tasks.close();
-    if let Some(tunnel) = &tunnel {
-        if tokio::time::timeout(CLOSE_GRACE, tunnel.stopped()).await.is_err() {
-            tracing::warn!("tunnel did not close in time");
-        }
+    if let Some(tunnel) = &tunnel
+        && tokio::time::timeout(CLOSE_GRACE, tunnel.stopped())
+            .await
+            .is_err()
+    {
+        tracing::warn!("tunnel did not close in time");
     }
-    if tokio::time::timeout(CLOSE_GRACE, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(CLOSE_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("background tasks did not stop in time");
     }
     tracing::info!("shutdown complete");

@@ -34,7 +34,11 @@ impl Backoff {
         if max < min {
             return Err(InvalidBackoff::MaxBelowMin);
         }
-        Ok(Self { min, max, attempt: 0 })
+        Ok(Self {
+            min,
+            max,
+            attempt: 0,
+        })
     }
 
     /// The delay before the next attempt; advances the position.
@@ -73,7 +77,11 @@ mod tests {
         let expected_bases = [100, 200, 400, 800, 1000, 1000];
         for base in expected_bases {
             let d = b.next_delay();
-            assert!(d >= base * MS / 2 && d <= base * MS, "{d:?} outside [{}, {base}] ms", base / 2);
+            assert!(
+                d >= base * MS / 2 && d <= base * MS,
+                "{d:?} outside [{}, {base}] ms",
+                base / 2
+            );
         }
         b.reset();
         assert!(b.next_delay() <= 100 * MS);
@@ -89,7 +97,13 @@ mod tests {
 
     #[test]
     fn rejects_invalid_policies() {
-        assert_eq!(Backoff::try_new(Duration::ZERO, MS).unwrap_err(), InvalidBackoff::ZeroMin);
-        assert_eq!(Backoff::try_new(2 * MS, MS).unwrap_err(), InvalidBackoff::MaxBelowMin);
+        assert_eq!(
+            Backoff::try_new(Duration::ZERO, MS).unwrap_err(),
+            InvalidBackoff::ZeroMin
+        );
+        assert_eq!(
+            Backoff::try_new(2 * MS, MS).unwrap_err(),
+            InvalidBackoff::MaxBelowMin
+        );
     }
 }

@@ -62,7 +62,11 @@ pub struct Sources {
 
 impl Sources {
     /// The process environment plus the given file and flags.
-    pub fn from_process(file: Option<PathBuf>, transport: Option<Transport>, listen: Option<String>) -> Self {
+    pub fn from_process(
+        file: Option<PathBuf>,
+        transport: Option<Transport>,
+        listen: Option<String>,
+    ) -> Self {
         Self {
             file,
             env: std::env::vars().collect(),
@@ -371,7 +375,8 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
 fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
     use config::{Environment, File, FileFormat};
 
-    let mut builder = config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+    let mut builder =
+        config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
     if let Some(path) = &sources.file {
         if !path.is_file() {
             return Err(ConfigError::File {
@@ -415,27 +420,37 @@ fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
         };
         overrides.push(("server.transport", name.into()));
     }
-    let port_overrides = [("MCP_PORT", "server.listen"), ("LOCAL_PORT", "tunnel.local_listen")];
-    let needs_base = port_overrides.iter().any(|(n, _)| sources.env.contains_key(*n));
+    let port_overrides = [
+        ("MCP_PORT", "server.listen"),
+        ("LOCAL_PORT", "tunnel.local_listen"),
+    ];
+    let needs_base = port_overrides
+        .iter()
+        .any(|(n, _)| sources.env.contains_key(*n));
     if needs_base {
         // A port-only env name keeps the host of the layers below it.
         let base = builder.build_cloned().map_err(from_config_error)?;
         for (name, key) in port_overrides {
             if let Some(port) = sources.env.get(name) {
-                let port: u16 = port
-                    .parse()
-                    .map_err(|_| ConfigError::invalid(name, format!("`{port}` is not a port number")))?;
+                let port: u16 = port.parse().map_err(|_| {
+                    ConfigError::invalid(name, format!("`{port}` is not a port number"))
+                })?;
                 let current: String = base.get(key).map_err(from_config_error)?;
                 let addr = parse_socket_addr(key, &current)?;
                 let value = SocketAddr::new(addr.ip(), port).to_string();
                 // CLI --listen still wins over MCP_PORT: insert before it.
-                let at = overrides.iter().position(|(k, _)| *k == "server.listen").unwrap_or(overrides.len());
+                let at = overrides
+                    .iter()
+                    .position(|(k, _)| *k == "server.listen")
+                    .unwrap_or(overrides.len());
                 overrides.insert(at.min(overrides.len()), (key, value));
             }
         }
     }
     for (key, value) in overrides {
-        builder = builder.set_override(key, value).map_err(from_config_error)?;
+        builder = builder
+            .set_override(key, value)
+            .map_err(from_config_error)?;
     }
     let merged = builder.build().map_err(from_config_error)?;
     serde_path_to_error::deserialize(merged).map_err(|e| {
@@ -477,9 +492,14 @@ fn from_config_error(e: config::ConfigError) -> ConfigError {
             unexpected,
             expected,
             ..
-        } => ConfigError::invalid(key, format!("invalid type: {unexpected}, expected {expected}")),
+        } => ConfigError::invalid(
+            key,
+            format!("invalid type: {unexpected}, expected {expected}"),
+        ),
         config::ConfigError::At {
-            key: Some(key), error, ..
+            key: Some(key),
+            error,
+            ..
         } => ConfigError::invalid(key, first_line(&error.to_string())),
         config::ConfigError::NotFound(key) => ConfigError::invalid(key, "missing"),
         other => ConfigError::invalid("config", first_line(&other.to_string())),
@@ -514,7 +534,10 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
     positive("server.max_in_flight", raw.max_in_flight)?;
     nonzero_duration("server.request_timeout", raw.request_timeout)?;
     if raw.body_limit.as_u64() == 0 {
-        return Err(ConfigError::invalid("server.body_limit", "must be greater than 0"));
+        return Err(ConfigError::invalid(
+            "server.body_limit",
+            "must be greater than 0",
+        ));
     }
     if let Some(path) = &raw.auth_tokens_file {
         readable("server.auth_tokens_file", path)?;
@@ -533,10 +556,18 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
 }
 
 fn validate_mongo(raw: RawMongo) -> Result<MongoConfig, ConfigError> {
-    let uri = secret_value("mongo.uri", raw.uri, raw.uri_file)?
-        .ok_or_else(|| ConfigError::invalid("mongo.uri", "missing: set mongo.uri, mongo.uri_file or MONGO_URI"))?;
-    let uri = MongoUri::parse(uri.expose()).map_err(|reason| ConfigError::invalid("mongo.uri", reason))?;
-    nonzero_duration("mongo.server_selection_timeout", raw.server_selection_timeout)?;
+    let uri = secret_value("mongo.uri", raw.uri, raw.uri_file)?.ok_or_else(|| {
+        ConfigError::invalid(
+            "mongo.uri",
+            "missing: set mongo.uri, mongo.uri_file or MONGO_URI",
+        )
+    })?;
+    let uri = MongoUri::parse(uri.expose())
+        .map_err(|reason| ConfigError::invalid("mongo.uri", reason))?;
+    nonzero_duration(
+        "mongo.server_selection_timeout",
+        raw.server_selection_timeout,
+    )?;
     nonzero_duration("mongo.max_time", raw.max_time)?;
     nonzero_duration("mongo.health_interval", raw.health_interval)?;
     Ok(MongoConfig {
@@ -547,11 +578,18 @@ fn validate_mongo(raw: RawMongo) -> Result<MongoConfig, ConfigError> {
     })
 }
 
-fn validate_tunnel(ssh: RawSsh, tunnel: RawTunnel, uri: &MongoUri) -> Result<TunnelConfig, ConfigError> {
+fn validate_tunnel(
+    ssh: RawSsh,
+    tunnel: RawTunnel,
+    uri: &MongoUri,
+) -> Result<TunnelConfig, ConfigError> {
     let host = required("ssh.host", ssh.host)?;
     let user = required("ssh.user", ssh.user)?;
     if ssh.port == 0 {
-        return Err(ConfigError::invalid("ssh.port", "must be between 1 and 65535"));
+        return Err(ConfigError::invalid(
+            "ssh.port",
+            "must be between 1 and 65535",
+        ));
     }
     let bastion = SshEndpoint {
         user: user.clone(),
@@ -562,7 +600,9 @@ fn validate_tunnel(ssh: RawSsh, tunnel: RawTunnel, uri: &MongoUri) -> Result<Tun
         .jump
         .iter()
         .enumerate()
-        .map(|(i, s)| parse_endpoint(s, &user).map_err(|r| ConfigError::invalid(format!("ssh.jump[{i}]"), r)))
+        .map(|(i, s)| {
+            parse_endpoint(s, &user).map_err(|r| ConfigError::invalid(format!("ssh.jump[{i}]"), r))
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     let passphrase = secret_value(
@@ -590,7 +630,9 @@ fn validate_tunnel(ssh: RawSsh, tunnel: RawTunnel, uri: &MongoUri) -> Result<Tun
         Some(p) => expand_home(&p),
         None => home_dir()
             .map(|h| h.join(".ssh/known_hosts"))
-            .ok_or_else(|| ConfigError::invalid("ssh.known_hosts", "not set and $HOME is unknown"))?,
+            .ok_or_else(|| {
+                ConfigError::invalid("ssh.known_hosts", "not set and $HOME is unknown")
+            })?,
     };
 
     nonzero_duration("ssh.connect_timeout", ssh.connect_timeout)?;
@@ -628,7 +670,10 @@ fn validate_tunnel(ssh: RawSsh, tunnel: RawTunnel, uri: &MongoUri) -> Result<Tun
         }
     };
     if remote_port == 0 {
-        return Err(ConfigError::invalid("tunnel.remote_port", "must be between 1 and 65535"));
+        return Err(ConfigError::invalid(
+            "tunnel.remote_port",
+            "must be between 1 and 65535",
+        ));
     }
 
     Ok(TunnelConfig {
@@ -656,7 +701,10 @@ fn validate_tunnel(ssh: RawSsh, tunnel: RawTunnel, uri: &MongoUri) -> Result<Tun
 
 fn validate_mcp(raw: RawMcp) -> Result<McpConfig, ConfigError> {
     if raw.max_documents == 0 {
-        return Err(ConfigError::invalid("mcp.max_documents", "must be greater than 0"));
+        return Err(ConfigError::invalid(
+            "mcp.max_documents",
+            "must be greater than 0",
+        ));
     }
     if raw.default_limit == 0 || raw.default_limit > raw.max_documents {
         return Err(ConfigError::invalid(
@@ -665,7 +713,10 @@ fn validate_mcp(raw: RawMcp) -> Result<McpConfig, ConfigError> {
         ));
     }
     if raw.max_bytes.as_u64() == 0 {
-        return Err(ConfigError::invalid("mcp.max_bytes", "must be greater than 0"));
+        return Err(ConfigError::invalid(
+            "mcp.max_bytes",
+            "must be greater than 0",
+        ));
     }
     Ok(McpConfig {
         read_only: raw.read_only,
@@ -681,7 +732,8 @@ fn validate_mcp(raw: RawMcp) -> Result<McpConfig, ConfigError> {
 }
 
 fn validate_log(raw: RawLog) -> Result<LogConfig, ConfigError> {
-    tracing_subscriber::EnvFilter::try_new(&raw.level).map_err(|e| ConfigError::invalid("log.level", e))?;
+    tracing_subscriber::EnvFilter::try_new(&raw.level)
+        .map_err(|e| ConfigError::invalid("log.level", e))?;
     Ok(LogConfig {
         format: raw.format,
         level: raw.level,
@@ -725,18 +777,29 @@ fn readable(key: &str, path: &Path) -> Result<(), ConfigError> {
 }
 
 /// A secret given inline (`key`) or in a file (`key_file`), not both. A file's trailing newline is dropped.
-fn secret_value(key: &str, inline: Option<String>, file: Option<PathBuf>) -> Result<Option<Secret>, ConfigError> {
+fn secret_value(
+    key: &str,
+    inline: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<Secret>, ConfigError> {
     match (inline, file) {
-        (Some(_), Some(_)) => Err(ConfigError::invalid(key, format!("set both {key} and {key}_file: keep one"))),
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            key,
+            format!("set both {key} and {key}_file: keep one"),
+        )),
         (Some(v), None) => Ok(Some(Secret(v))),
         (None, Some(path)) => {
             let key_file = format!("{key}_file");
             let path = expand_home(&path);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::invalid(&key_file, format!("cannot read {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::invalid(&key_file, format!("cannot read {}: {e}", path.display()))
+            })?;
             let value = text.trim_end_matches(['\r', '\n']).to_string();
             if value.is_empty() {
-                return Err(ConfigError::invalid(key_file, format!("{} is empty", path.display())));
+                return Err(ConfigError::invalid(
+                    key_file,
+                    format!("{} is empty", path.display()),
+                ));
             }
             Ok(Some(Secret(value)))
         }
@@ -752,7 +815,9 @@ fn parse_endpoint(s: &str, default_user: &str) -> Result<SshEndpoint, String> {
         None => (default_user.to_string(), s),
     };
     let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or_else(|| format!("`{s}`: unclosed `[`"))?;
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("`{s}`: unclosed `[`"))?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| format!("`{s}`: invalid port"))?,
             None if after.is_empty() => 22,
@@ -761,7 +826,10 @@ fn parse_endpoint(s: &str, default_user: &str) -> Result<SshEndpoint, String> {
         (host.to_string(), port)
     } else {
         match rest.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| format!("`{s}`: invalid port"))?),
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse().map_err(|_| format!("`{s}`: invalid port"))?,
+            ),
             None => (rest.to_string(), 22),
         }
     };
@@ -772,7 +840,9 @@ fn parse_endpoint(s: &str, default_user: &str) -> Result<SshEndpoint, String> {
 }
 
 fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
 }
 
 fn expand_home(path: &Path) -> PathBuf {
@@ -792,8 +862,10 @@ mod tests {
         std::fs::write(&file, toml).unwrap();
         let key = dir.path().join("id_ed25519");
         std::fs::write(&key, "not read at load time").unwrap();
-        let mut env: HashMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.replace("{key}", key.to_str().unwrap()))).collect();
+        let mut env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.replace("{key}", key.to_str().unwrap())))
+            .collect();
         env.insert("HOME".into(), dir.path().to_str().unwrap().into());
         let s = Sources {
             file: Some(file),
@@ -825,7 +897,10 @@ mod tests {
         assert!(c.mcp.read_only);
         let t = c.tunnel.unwrap();
         assert_eq!(t.bastion.to_string(), "tunnel@bastion.example.com:22");
-        assert_eq!((t.remote_host.as_str(), t.remote_port), ("mongo.internal", 27018));
+        assert_eq!(
+            (t.remote_host.as_str(), t.remote_port),
+            ("mongo.internal", 27018)
+        );
         assert_eq!(t.keepalive_interval, Duration::from_secs(5));
         assert_eq!(t.host_key_policy, HostKeyPolicy::Strict);
     }
@@ -853,7 +928,11 @@ mod tests {
         s.listen = Some("127.0.0.1:5000".into());
         s.transport = Some(Transport::Stdio);
         let c = load(&s).unwrap();
-        assert_eq!(c.server.listen, "127.0.0.1:5000".parse().unwrap(), "CLI wins over MCP_PORT");
+        assert_eq!(
+            c.server.listen,
+            "127.0.0.1:5000".parse().unwrap(),
+            "CLI wins over MCP_PORT"
+        );
         assert_eq!(c.server.transport, Transport::Stdio);
     }
 
@@ -871,13 +950,22 @@ mod tests {
     fn invalid_values_name_the_key() {
         for (env, key) in [
             (("NEXUS_SSH__PORT", "ssh"), "ssh.port"),
-            (("NEXUS_SSH__KEEPALIVE_INTERVAL", "soon"), "ssh.keepalive_interval"),
-            (("NEXUS_SSH__HOST_KEY_POLICY", "trust-me"), "ssh.host_key_policy"),
+            (
+                ("NEXUS_SSH__KEEPALIVE_INTERVAL", "soon"),
+                "ssh.keepalive_interval",
+            ),
+            (
+                ("NEXUS_SSH__HOST_KEY_POLICY", "trust-me"),
+                "ssh.host_key_policy",
+            ),
             (("NEXUS_SERVER__LISTEN", "localhost"), "server.listen"),
             (("NEXUS_MCP__MAX_BYTES", "lots"), "mcp.max_bytes"),
             (("MCP_PORT", "http"), "MCP_PORT"),
             (("NEXUS_SSH__JUMP", "@j1"), "ssh.jump[0]"),
-            (("NEXUS_SSH__RECONNECT_MAX_DELAY", "1ms"), "ssh.reconnect_max_delay"),
+            (
+                ("NEXUS_SSH__RECONNECT_MAX_DELAY", "1ms"),
+                "ssh.reconnect_max_delay",
+            ),
             (("NEXUS_MCP__DEFAULT_LIMIT", "1000"), "mcp.default_limit"),
             (("NEXUS_LOG__LEVEL", "info,[=="), "log.level"),
         ] {
@@ -888,13 +976,22 @@ mod tests {
 
     #[test]
     fn missing_required_values_are_named() {
-        let e = err("[mongo]\nuri = \"mongodb://m:27017\"\n[ssh]\nuser = \"u\"\nagent = true", &[]);
+        let e = err(
+            "[mongo]\nuri = \"mongodb://m:27017\"\n[ssh]\nuser = \"u\"\nagent = true",
+            &[],
+        );
         assert_eq!(e, "ssh.host: missing");
         let e = err("[ssh]\nhost = \"h\"\nuser = \"u\"\nagent = true", &[]);
         assert!(e.starts_with("mongo.uri: missing"), "{e}");
-        let e = err("[ssh]\nhost = \"h\"\nuser = \"u\"\n[mongo]\nuri = \"mongodb://m\"", &[]);
+        let e = err(
+            "[ssh]\nhost = \"h\"\nuser = \"u\"\n[mongo]\nuri = \"mongodb://m\"",
+            &[],
+        );
         assert!(e.starts_with("ssh: no authentication method"), "{e}");
-        let e = err("[ssh]\nhost = \"h\"\nuser = \"u\"\nagent=true\n[mongo]\nuri = \"mongodb+srv://c.example\"", &[]);
+        let e = err(
+            "[ssh]\nhost = \"h\"\nuser = \"u\"\nagent=true\n[mongo]\nuri = \"mongodb+srv://c.example\"",
+            &[],
+        );
         assert!(e.starts_with("mongo.uri: mongodb+srv://"), "{e}");
     }
 
@@ -909,18 +1006,40 @@ mod tests {
         );
         let (_d, s) = sources(&toml, &[]);
         let c = load(&s).unwrap();
-        assert_eq!(c.tunnel.as_ref().unwrap().auth.password.as_ref().unwrap().expose(), "hunter2");
+        assert_eq!(
+            c.tunnel
+                .as_ref()
+                .unwrap()
+                .auth
+                .password
+                .as_ref()
+                .unwrap()
+                .expose(),
+            "hunter2"
+        );
         let printed = format!("{c:?} {}", serde_json::to_string(&c).unwrap());
-        assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("s3cret"),
+            "{printed}"
+        );
 
-        let e = err(&format!("{MINIMAL}\n"), &[("NEXUS_SSH__PASSWORD", "a"), ("NEXUS_SSH__PASSWORD_FILE", "/x")]);
+        let e = err(
+            &format!("{MINIMAL}\n"),
+            &[
+                ("NEXUS_SSH__PASSWORD", "a"),
+                ("NEXUS_SSH__PASSWORD_FILE", "/x"),
+            ],
+        );
         assert!(e.starts_with("ssh.password: set both"), "{e}");
     }
 
     #[test]
     fn ssh_disabled_connects_directly() {
         let c = {
-            let (_d, s) = sources("[ssh]\nenabled = false\n[mongo]\nuri = \"mongodb+srv://c.example/\"", &[]);
+            let (_d, s) = sources(
+                "[ssh]\nenabled = false\n[mongo]\nuri = \"mongodb+srv://c.example/\"",
+                &[],
+            );
             load(&s).unwrap()
         };
         assert!(c.tunnel.is_none());

@@ -178,6 +178,8 @@ struct Inner {
     stage: AtomicU8,
     /// The startup latch: set once, never cleared.
     started: AtomicBool,
+    /// Wakes callers of [`Health::wait_started`].
+    started_notify: Notify,
     /// Set at shutdown: /ready answers 503 from then on.
     draining: AtomicBool,
     metrics: HealthMetrics,
@@ -194,7 +196,11 @@ pub enum Probe {
 
 impl Health {
     /// A health state with the given required checks, all pending (unhealthy) until their first result.
-    pub fn new(names: &[&'static str], metrics: HealthMetrics, startup_metrics: StartupMetrics) -> Self {
+    pub fn new(
+        names: &[&'static str],
+        metrics: HealthMetrics,
+        startup_metrics: StartupMetrics,
+    ) -> Self {
         let checks = names
             .iter()
             .map(|&name| {
@@ -213,6 +219,7 @@ impl Health {
                 checks,
                 stage: AtomicU8::new(Stage::Tunnel as u8),
                 started: AtomicBool::new(false),
+                started_notify: Notify::new(),
                 draining: AtomicBool::new(false),
                 metrics,
                 startup_metrics,
@@ -276,7 +283,11 @@ impl Health {
                 })
             })
             .collect();
-        if reasons.is_empty() { None } else { Some(reasons.join("; ")) }
+        if reasons.is_empty() {
+            None
+        } else {
+            Some(reasons.join("; "))
+        }
     }
 
     /// Asks the check's loop to run now (e.g. after the tunnel changed state).
@@ -286,12 +297,21 @@ impl Health {
 
     /// The cached status of a check.
     pub fn status(&self, name: &str) -> CheckStatus {
-        self.find(name).status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.find(name)
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Runs `probe` every `interval` (sooner while unhealthy or unsettled, at once when woken) until `shutdown`.
-    pub async fn run_check<F, Fut>(self, name: &'static str, interval: Duration, probe: F, shutdown: CancellationToken)
-    where
+    pub async fn run_check<F, Fut>(
+        self,
+        name: &'static str,
+        interval: Duration,
+        probe: F,
+        shutdown: CancellationToken,
+    ) where
         F: Fn() -> Fut,
         Fut: Future<Output = Observation>,
     {
@@ -326,6 +346,7 @@ impl Health {
         self.inner.startup_metrics.set(stage.as_str());
         if stage == Stage::Ready {
             self.inner.started.store(true, Ordering::SeqCst);
+            self.inner.started_notify.notify_waiters();
         }
     }
 
@@ -335,6 +356,20 @@ impl Health {
 
     pub fn is_started(&self) -> bool {
         self.inner.started.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `limit` for startup to complete; returns whether it did.
+    pub async fn wait_started(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.inner.started_notify.notified();
+                if self.is_started() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
     }
 
     /// Shutdown began: /ready answers 503 from now on.
@@ -412,11 +447,17 @@ mod tests {
         assert!(h.record(MONGODB, Observation::Healthy(MS)));
         assert!(!h.record(MONGODB, Observation::Unhealthy(ErrorClass::MongoTimeout)));
         assert!(h.status(MONGODB).healthy, "one failure does not flip");
-        assert!(!h.record(MONGODB, Observation::Healthy(MS)), "a success resets the streak");
+        assert!(
+            !h.record(MONGODB, Observation::Healthy(MS)),
+            "a success resets the streak"
+        );
         assert!(!h.record(MONGODB, Observation::Unhealthy(ErrorClass::MongoTimeout)));
         assert!(h.record(MONGODB, Observation::Unhealthy(ErrorClass::MongoTimeout)));
         let s = h.status(MONGODB);
-        assert_eq!((s.healthy, s.error), (false, Some(ErrorClass::MongoTimeout)));
+        assert_eq!(
+            (s.healthy, s.error),
+            (false, Some(ErrorClass::MongoTimeout))
+        );
         assert!(!h.record(MONGODB, Observation::Healthy(MS)));
         assert!(h.record(MONGODB, Observation::Healthy(MS)));
     }
@@ -443,7 +484,10 @@ mod tests {
         assert!(body["checks"]["mongodb"]["latency_ms"].is_number());
         h.set_draining();
         assert!(!h.report(Probe::Readiness).0);
-        assert!(h.report(Probe::Liveness).0, "liveness never depends on dependencies");
+        assert!(
+            h.report(Probe::Liveness).0,
+            "liveness never depends on dependencies"
+        );
         assert!(h.report(Probe::Startup).0, "the latch is one-way");
     }
 
@@ -452,10 +496,19 @@ mod tests {
         let h = health();
         h.record(SSH_TUNNEL, Observation::Lost(ErrorClass::SshUnreachable));
         h.record(MONGODB, Observation::Unhealthy(ErrorClass::MongoTimeout));
-        assert_eq!(h.unavailable().unwrap(), "sshTunnel unhealthy (unreachable); mongodb unhealthy (timeout)");
-        h.set_explainer(SSH_TUNNEL, Box::new(|| "SSH tunnel reconnecting: attempt 2".into()));
+        assert_eq!(
+            h.unavailable().unwrap(),
+            "sshTunnel unhealthy (unreachable); mongodb unhealthy (timeout)"
+        );
+        h.set_explainer(
+            SSH_TUNNEL,
+            Box::new(|| "SSH tunnel reconnecting: attempt 2".into()),
+        );
         h.record(MONGODB, Observation::Healthy(MS));
-        assert_eq!(h.unavailable().unwrap(), "SSH tunnel reconnecting: attempt 2");
+        assert_eq!(
+            h.unavailable().unwrap(),
+            "SSH tunnel reconnecting: attempt 2"
+        );
         h.record(SSH_TUNNEL, Observation::Healthy(MS));
         assert_eq!(h.unavailable(), None);
     }
@@ -463,10 +516,16 @@ mod tests {
     #[test]
     fn bodies_carry_only_the_sanitized_class() {
         let h = health();
-        h.record(SSH_TUNNEL, Observation::Lost(ErrorClass::SshHostKeyMismatch));
+        h.record(
+            SSH_TUNNEL,
+            Observation::Lost(ErrorClass::SshHostKeyMismatch),
+        );
         let (_, body) = h.report(Probe::Readiness);
         assert_eq!(body["checks"]["sshTunnel"]["error"], "host key mismatch");
-        assert_eq!(body["checks"]["sshTunnel"]["class"], "SSH_HOST_KEY_MISMATCH");
+        assert_eq!(
+            body["checks"]["sshTunnel"]["class"],
+            "SSH_HOST_KEY_MISMATCH"
+        );
         assert_eq!(body["checks"]["mongodb"]["error"], "not checked yet");
     }
 }

@@ -104,7 +104,11 @@ pub fn router(state: HttpState) -> Router {
 ///
 /// # Errors
 /// An I/O error of the listener.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
@@ -124,7 +128,11 @@ async fn startup(State(s): State<HttpState>) -> Response {
 
 fn probe(s: &HttpState, which: Probe) -> Response {
     let (ok, body) = s.health.report(which);
-    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let mut response = (code, axum::Json(body)).into_response();
     response
         .headers_mut()
@@ -134,7 +142,10 @@ fn probe(s: &HttpState, which: Probe) -> Response {
 
 async fn metrics(State(s): State<HttpState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.metrics.render(),
     )
         .into_response()

@@ -71,7 +71,10 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("nexus-mcp: cannot start the async runtime: {e}");
@@ -80,7 +83,11 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => {
-            let Some(config) = load(Sources::from_process(args.config.config, args.transport, args.listen)) else {
+            let Some(config) = load(Sources::from_process(
+                args.config.config,
+                args.transport,
+                args.listen,
+            )) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
             init_logging(&config.log);
@@ -96,17 +103,19 @@ fn main() -> ExitCode {
             });
             runtime.block_on(check(config))
         }
-        Command::Health { url, timeout } => match runtime.block_on(probe::get_status(&url, timeout)) {
-            Ok(200) => ExitCode::SUCCESS,
-            Ok(code) => {
-                eprintln!("nexus-mcp health: {url} answered {code}");
-                ExitCode::from(1)
+        Command::Health { url, timeout } => {
+            match runtime.block_on(probe::get_status(&url, timeout)) {
+                Ok(200) => ExitCode::SUCCESS,
+                Ok(code) => {
+                    eprintln!("nexus-mcp health: {url} answered {code}");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("nexus-mcp health: {e}");
+                    ExitCode::from(1)
+                }
             }
-            Err(e) => {
-                eprintln!("nexus-mcp health: {e}");
-                ExitCode::from(1)
-            }
-        },
+        }
     }
 }
 
@@ -134,7 +143,11 @@ fn init_logging(log: &config::LogConfig) {
         .with_target(true)
         .with_ansi(!json && std::io::stderr().is_terminal());
     if json {
-        builder.json().flatten_event(true).with_current_span(false).init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
     } else {
         builder.init();
     }
@@ -167,7 +180,10 @@ async fn check(config: Config) -> ExitCode {
     match failed {
         None => ExitCode::SUCCESS,
         Some(stage) => {
-            for skipped in [Stage::Tunnel, Stage::Mongodb, Stage::Mcp].iter().filter(|s| **s > stage) {
+            for skipped in [Stage::Tunnel, Stage::Mongodb, Stage::Mcp]
+                .iter()
+                .filter(|s| **s > stage)
+            {
                 println!("{:<8} skipped", skipped.as_str());
             }
             ExitCode::from(11 + stage as u8)

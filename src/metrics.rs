@@ -4,8 +4,8 @@
 //! Every family appears in `/metrics` from the start: labelled families are pre-created with their known labels.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Prefix of every metric.
@@ -35,14 +35,21 @@ impl Metrics {
         let registry = Registry::new();
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
             .expect("process collector registers once");
         let build_info = IntGaugeVec::new(
-            opts("build_info", "Build information of the running nexus-mcp binary; always 1."),
+            opts(
+                "build_info",
+                "Build information of the running nexus-mcp binary; always 1.",
+            ),
             &["version"],
         )
         .expect("valid metric");
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         register(&registry, build_info);
         Self {
             startup: StartupMetrics::register(&registry),
@@ -80,8 +87,13 @@ fn opts(name: &str, help: &str) -> Opts {
 }
 
 /// Registers a collector; names are static, so a failure is a programming error.
-pub(crate) fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
-    registry.register(Box::new(c.clone())).expect("metric registers once");
+pub(crate) fn register<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    c: C,
+) -> C {
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registers once");
     c
 }
 
@@ -95,7 +107,12 @@ pub(crate) fn latency_histogram(registry: &Registry, name: &str, help: &str) -> 
 }
 
 /// A labelled latency histogram in seconds.
-pub(crate) fn latency_histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+pub(crate) fn latency_histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> HistogramVec {
     let h = HistogramVec::new(
         HistogramOpts::new(format!("{PREFIX}_{name}"), help).buckets(LATENCY_BUCKETS.to_vec()),
         labels,
@@ -104,12 +121,23 @@ pub(crate) fn latency_histogram_vec(registry: &Registry, name: &str, help: &str,
     register(registry, h)
 }
 
-pub(crate) fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    register(registry, IntCounterVec::new(opts(name, help), labels).expect("valid metric"))
+pub(crate) fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> IntCounterVec {
+    register(
+        registry,
+        IntCounterVec::new(opts(name, help), labels).expect("valid metric"),
+    )
 }
 
 pub(crate) fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    register(registry, IntGauge::with_opts(opts(name, help)).expect("valid metric"))
+    register(
+        registry,
+        IntGauge::with_opts(opts(name, help)).expect("valid metric"),
+    )
 }
 
 /// Startup progress.
@@ -143,7 +171,9 @@ impl StartupMetrics {
     /// Marks `current` as the stage in progress.
     pub fn set(&self, current: &str) {
         for s in STAGES {
-            self.stage.with_label_values(&[s]).set(i64::from(s == current));
+            self.stage
+                .with_label_values(&[s])
+                .set(i64::from(s == current));
         }
     }
 }
@@ -211,7 +241,11 @@ impl TunnelMetrics {
             refused.with_label_values(&[reason]);
         }
         Self {
-            up: gauge(r, "tunnel_up", "Whether an authenticated SSH session to the bastion is established: 1 or 0."),
+            up: gauge(
+                r,
+                "tunnel_up",
+                "Whether an authenticated SSH session to the bastion is established: 1 or 0.",
+            ),
             reconnects: register(
                 r,
                 IntCounter::with_opts(opts(
@@ -225,7 +259,11 @@ impl TunnelMetrics {
                 "tunnel_connect_duration_seconds",
                 "Time to establish an SSH session: TCP connect, handshake and authentication over every hop.",
             ),
-            channels_active: gauge(r, "tunnel_channels_active", "Forwarded connections open through the SSH session."),
+            channels_active: gauge(
+                r,
+                "tunnel_channels_active",
+                "Forwarded connections open through the SSH session.",
+            ),
             bytes_tx: bytes.with_label_values(&["tx"]),
             bytes_rx: bytes.with_label_values(&["rx"]),
             refused,
@@ -271,7 +309,12 @@ const MCP_METHODS: [&str; 4] = ["initialize", "tools/list", "tools/call", "resou
 
 impl McpMetrics {
     fn register(r: &Registry) -> Self {
-        let requests = counter_vec(r, "mcp_requests_total", "MCP JSON-RPC requests handled, by method.", &["method"]);
+        let requests = counter_vec(
+            r,
+            "mcp_requests_total",
+            "MCP JSON-RPC requests handled, by method.",
+            &["method"],
+        );
         let request_duration = latency_histogram_vec(
             r,
             "mcp_request_duration_seconds",
@@ -304,7 +347,10 @@ mod tests {
     #[test]
     fn every_contract_family_is_exposed_from_the_start() {
         let m = Metrics::new();
-        m.health.dependency_up.with_label_values(&["mongodb"]).set(0);
+        m.health
+            .dependency_up
+            .with_label_values(&["mongodb"])
+            .set(0);
         let text = m.render();
         for name in [
             "nexus_build_info",
@@ -320,7 +366,10 @@ mod tests {
             "nexus_mcp_request_duration_seconds",
             "nexus_mcp_in_flight",
         ] {
-            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing:\n{text}");
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} missing:\n{text}"
+            );
         }
         assert!(text.contains("nexus_startup_stage{stage=\"tunnel\"} 1"));
     }

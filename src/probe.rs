@@ -20,15 +20,28 @@ pub async fn get_status(url: &str, timeout: Duration) -> Result<u16, String> {
     if authority.is_empty() {
         return Err(format!("{url}: no host"));
     }
-    let addr = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
+    let addr = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
     let exchange = async {
-        let mut stream = TcpStream::connect(&addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
-        let mut head = vec![0u8; 64];
+        let mut stream = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut head = [0u8; 64];
         let mut filled = 0;
         while filled < 12 {
-            let n = stream.read(&mut head[filled..]).await.map_err(|e| e.to_string())?;
+            let n = stream
+                .read(&mut head[filled..])
+                .await
+                .map_err(|e| e.to_string())?;
             if n == 0 {
                 break;
             }
@@ -56,16 +69,29 @@ mod tests {
 
     #[test]
     fn parses_status_lines() {
-        assert_eq!(parse_status(b"HTTP/1.1 503 Service Unavailable\r\n"), Some(503));
+        assert_eq!(
+            parse_status(b"HTTP/1.1 503 Service Unavailable\r\n"),
+            Some(503)
+        );
         assert_eq!(parse_status(b"HTTP/1.1 200"), Some(200));
         assert_eq!(parse_status(b"SSH-2.0-OpenSSH"), None);
     }
 
     #[tokio::test]
     async fn rejects_what_it_cannot_probe() {
-        assert!(get_status("https://x/health", Duration::from_secs(1)).await.unwrap_err().contains("http://"));
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let e = get_status(&format!("http://{closed}/health"), Duration::from_secs(1)).await.unwrap_err();
+        assert!(
+            get_status("https://x/health", Duration::from_secs(1))
+                .await
+                .unwrap_err()
+                .contains("http://")
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = get_status(&format!("http://{closed}/health"), Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(e.starts_with("connect"), "{e}");
     }
 }

@@ -101,7 +101,10 @@ impl Supervisor<'_> {
         match tunnel {
             Some(tunnel) => self.tunnel_stage(tunnel).await?,
             None => {
-                tracing::info!(stage = "tunnel", "stage skipped: ssh.enabled = false, connecting to MongoDB directly");
+                tracing::info!(
+                    stage = "tunnel",
+                    "stage skipped: ssh.enabled = false, connecting to MongoDB directly"
+                );
             }
         }
         self.mongodb_stage(mongo).await?;
@@ -127,24 +130,38 @@ impl Supervisor<'_> {
             result = state.wait_for(TunnelState::is_up) => { result.map_err(|_| StartupError::Cancelled)?; }
             () = self.stop.cancelled() => return Err(StartupError::Cancelled),
         }
-        log_stage_ok(Stage::Tunnel, started, &format!("forwarding {}", tunnel.local_addr()));
+        log_stage_ok(
+            Stage::Tunnel,
+            started,
+            &format!("forwarding {}", tunnel.local_addr()),
+        );
         Ok(())
     }
 
     /// Spawns the sshTunnel check and wakes both checks on every tunnel transition, so a lost session shows in
     /// /ready at once and a healed one is re-checked without waiting for the interval.
     fn watch_tunnel(&self, tunnel: &Tunnel) {
-        let interval = self.config.tunnel.as_ref().map_or(Duration::from_secs(5), |t| t.keepalive_interval);
+        let interval = self
+            .config
+            .tunnel
+            .as_ref()
+            .map_or(Duration::from_secs(5), |t| t.keepalive_interval);
         let probe_tunnel = tunnel.clone();
         let probe = move || {
             let tunnel = probe_tunnel.clone();
             async move { tunnel_observation(&tunnel).await }
         };
-        self.tasks
-            .spawn(self.health.clone().run_check(health::SSH_TUNNEL, interval, probe, self.stop.clone()));
+        self.tasks.spawn(self.health.clone().run_check(
+            health::SSH_TUNNEL,
+            interval,
+            probe,
+            self.stop.clone(),
+        ));
         let state = tunnel.state();
-        self.health
-            .set_explainer(health::SSH_TUNNEL, Box::new(move || state.borrow().describe()));
+        self.health.set_explainer(
+            health::SSH_TUNNEL,
+            Box::new(move || state.borrow().describe()),
+        );
 
         let health = self.health.clone();
         let mut state = tunnel.state();
@@ -167,7 +184,8 @@ impl Supervisor<'_> {
     async fn mongodb_stage(&self, mongo: &Mongo) -> Result<(), StartupError> {
         self.health.set_stage(Stage::Mongodb);
         let started = Instant::now();
-        let mut backoff = Backoff::try_new(MONGO_RETRY_MIN, MONGO_RETRY_MAX).expect("constant policy is valid");
+        let mut backoff =
+            Backoff::try_new(MONGO_RETRY_MIN, MONGO_RETRY_MAX).expect("constant policy is valid");
         let mut last_class = None;
         loop {
             let attempt = tokio::select! {
@@ -176,13 +194,21 @@ impl Supervisor<'_> {
             };
             match attempt {
                 Ok(latency) => {
-                    self.health.record(health::MONGODB, Observation::Healthy(latency));
+                    self.health
+                        .record(health::MONGODB, Observation::Healthy(latency));
                     break;
                 }
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    log_stage_retry(Stage::Mongodb, &e.to_string(), e.class(), &mut last_class, delay);
-                    self.health.record(health::MONGODB, Observation::Unhealthy(e.class()));
+                    log_stage_retry(
+                        Stage::Mongodb,
+                        &e.to_string(),
+                        e.class(),
+                        &mut last_class,
+                        delay,
+                    );
+                    self.health
+                        .record(health::MONGODB, Observation::Unhealthy(e.class()));
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = self.stop.cancelled() => return Err(StartupError::Cancelled),
@@ -221,7 +247,9 @@ async fn tunnel_observation(tunnel: &Tunnel) -> Observation {
             Err(e) => Observation::Unhealthy(e.class()),
         },
         TunnelState::Reconnecting { error, .. } => Observation::Lost(error),
-        TunnelState::Connecting { .. } | TunnelState::Stopped => Observation::Lost(ErrorClass::SshUnreachable),
+        TunnelState::Connecting { .. } | TunnelState::Stopped => {
+            Observation::Lost(ErrorClass::SshUnreachable)
+        }
     }
 }
 
@@ -235,7 +263,13 @@ fn log_stage_ok(stage: Stage, started: Instant, detail: &str) {
 }
 
 /// Warns on the first failure and whenever the class changes; debug while it repeats.
-fn log_stage_retry(stage: Stage, cause: &str, class: ErrorClass, last: &mut Option<ErrorClass>, delay: Duration) {
+fn log_stage_retry(
+    stage: Stage,
+    cause: &str,
+    class: ErrorClass,
+    last: &mut Option<ErrorClass>,
+    delay: Duration,
+) {
     let next_in_ms = delay.as_millis() as u64;
     if *last == Some(class) {
         tracing::debug!(stage = stage.as_str(), %class, cause, next_in_ms, "stage failed again; retrying");
@@ -271,16 +305,23 @@ pub async fn check(
             Err(e) => Err((e.class(), e.to_string())),
             Ok(tunnel) => {
                 let mut state = tunnel.state();
-                let first = state.wait_for(|s| matches!(s, TunnelState::Up { .. } | TunnelState::Reconnecting { .. }));
+                let first = state.wait_for(|s| {
+                    matches!(s, TunnelState::Up { .. } | TunnelState::Reconnecting { .. })
+                });
                 match tokio::time::timeout(limit, first).await {
                     Ok(Ok(s)) => match &*s {
-                        TunnelState::Reconnecting { error, message, .. } => Err((*error, message.clone())),
+                        TunnelState::Reconnecting { error, message, .. } => {
+                            Err((*error, message.clone()))
+                        }
                         _ => {
                             via = Some(tunnel.local_addr());
                             Ok(format!("session up, forwarding {}", tunnel.local_addr()))
                         }
                     },
-                    _ => Err((ErrorClass::SshUnreachable, "no outcome within the connect timeout".into())),
+                    _ => Err((
+                        ErrorClass::SshUnreachable,
+                        "no outcome within the connect timeout".into(),
+                    )),
                 }
             }
         };
@@ -297,10 +338,12 @@ pub async fn check(
 
     let started = Instant::now();
     let outcome = match Mongo::connect(config.mongo.clone(), via, metrics.mongo.clone()).await {
-        Ok(mongo) => mongo
-            .check()
-            .await
-            .map(|latency| format!("ping {:.1} ms, listDatabases ok", latency.as_secs_f64() * 1e3)),
+        Ok(mongo) => mongo.check().await.map(|latency| {
+            format!(
+                "ping {:.1} ms, listDatabases ok",
+                latency.as_secs_f64() * 1e3
+            )
+        }),
         Err(e) => Err(e),
     }
     .map_err(|e: MongoError| (e.class(), e.to_string()));

@@ -88,10 +88,12 @@ fn to_bson(value: &Value, path: &mut String, depth: usize) -> Result<Bson, Ejson
         });
     }
     match value {
-        Value::Object(map) if is_wrapper(map) => Bson::try_from(value.clone()).map_err(|e| EjsonError {
-            path: path.clone(),
-            reason: format!("invalid extended JSON value: {e}"),
-        }),
+        Value::Object(map) if is_wrapper(map) => {
+            Bson::try_from(value.clone()).map_err(|e| EjsonError {
+                path: path.clone(),
+                reason: format!("invalid extended JSON value: {e}"),
+            })
+        }
         Value::Object(map) => {
             let mut doc = Document::new();
             for (key, item) in map {
@@ -122,7 +124,9 @@ fn to_bson(value: &Value, path: &mut String, depth: usize) -> Result<Bson, Ejson
 }
 
 fn is_wrapper(map: &Map<String, Value>) -> bool {
-    map.keys().next().is_some_and(|k| WRAPPERS.contains(&k.as_str()))
+    map.keys()
+        .next()
+        .is_some_and(|k| WRAPPERS.contains(&k.as_str()))
 }
 
 fn kind(b: &Bson) -> &'static str {
@@ -162,12 +166,22 @@ mod tests {
             "tags": {"$in": ["a", "b"]}
         });
         let doc = to_document("filter", &filter).unwrap();
-        assert_eq!(doc.get_object_id("_id").unwrap(), ObjectId::parse_str("65a1b2c3d4e5f60718293a4b").unwrap());
-        assert!(matches!(doc.get_document("createdAt").unwrap().get("$gte"), Some(Bson::DateTime(_))));
+        assert_eq!(
+            doc.get_object_id("_id").unwrap(),
+            ObjectId::parse_str("65a1b2c3d4e5f60718293a4b").unwrap()
+        );
+        assert!(matches!(
+            doc.get_document("createdAt").unwrap().get("$gte"),
+            Some(Bson::DateTime(_))
+        ));
         assert_eq!(doc.get_i64("qty").unwrap(), 5);
         assert!(doc.get_document("tags").unwrap().get_array("$in").is_ok());
         let keys: Vec<_> = doc.keys().collect();
-        assert_eq!(keys, ["_id", "createdAt", "qty", "tags"], "key order is preserved (sort specs need it)");
+        assert_eq!(
+            keys,
+            ["_id", "createdAt", "qty", "tags"],
+            "key order is preserved (sort specs need it)"
+        );
     }
 
     #[test]
@@ -194,6 +208,9 @@ mod tests {
     fn output_is_relaxed_extended_json() {
         let oid = ObjectId::parse_str("65a1b2c3d4e5f60718293a4b").unwrap();
         let doc = mongodb::bson::doc! { "_id": oid, "n": 5_i64, "x": 1.5 };
-        assert_eq!(relaxed(doc), json!({"_id": {"$oid": "65a1b2c3d4e5f60718293a4b"}, "n": 5, "x": 1.5}));
+        assert_eq!(
+            relaxed(doc),
+            json!({"_id": {"$oid": "65a1b2c3d4e5f60718293a4b"}, "n": 5, "x": 1.5})
+        );
     }
 }

@@ -92,7 +92,10 @@ impl Guard {
             return Err(rejected("database name", "the database name is empty"));
         }
         if self.denied_databases.iter().any(|p| glob(p, db)) {
-            return Err(rejected("mcp.denied_databases", format!("database `{db}` is denied")));
+            return Err(rejected(
+                "mcp.denied_databases",
+                format!("database `{db}` is denied"),
+            ));
         }
         if SYSTEM_DATABASES.contains(&db) && !self.allowed_databases.iter().any(|p| p == db) {
             return Err(rejected(
@@ -103,7 +106,8 @@ impl Guard {
                 ),
             ));
         }
-        if !self.allowed_databases.is_empty() && !self.allowed_databases.iter().any(|p| glob(p, db)) {
+        if !self.allowed_databases.is_empty() && !self.allowed_databases.iter().any(|p| glob(p, db))
+        {
             return Err(rejected(
                 "mcp.allowed_databases",
                 format!("database `{db}` is not in mcp.allowed_databases"),
@@ -123,10 +127,17 @@ impl Guard {
         }
         let namespace = format!("{db}.{coll}");
         let listed = |p: &String| glob(p, &namespace) || (!p.contains('.') && glob(p, coll));
-        if coll.starts_with("system.") && !self.allowed_collections.iter().any(|p| *p == namespace || p == coll) {
+        if coll.starts_with("system.")
+            && !self
+                .allowed_collections
+                .iter()
+                .any(|p| *p == namespace || p == coll)
+        {
             return Err(rejected(
                 "system collections",
-                format!("collection `{namespace}` is a system collection, denied unless mcp.allowed_collections lists it"),
+                format!(
+                    "collection `{namespace}` is a system collection, denied unless mcp.allowed_collections lists it"
+                ),
             ));
         }
         if !self.allowed_collections.is_empty() && !self.allowed_collections.iter().any(listed) {
@@ -201,7 +212,10 @@ impl Guard {
                 match d.get("from") {
                     Some(Bson::String(coll)) => self.collection(db, coll)?,
                     Some(Bson::Document(ns)) => {
-                        self.collection(ns.get_str("db").unwrap_or(db), ns.get_str("coll").unwrap_or_default())?;
+                        self.collection(
+                            ns.get_str("db").unwrap_or(db),
+                            ns.get_str("coll").unwrap_or_default(),
+                        )?;
                     }
                     _ => {}
                 }
@@ -337,7 +351,10 @@ mod tests {
         assert_eq!(g.database("admin").unwrap_err().rule, "system databases");
         assert!(g.database("shop").is_ok());
         let g = guard(|c| c.allowed_databases = vec!["*".into()]);
-        assert!(g.database("local").is_err(), "a wildcard does not open system databases");
+        assert!(
+            g.database("local").is_err(),
+            "a wildcard does not open system databases"
+        );
         let g = guard(|c| c.allowed_databases = vec!["config".into()]);
         assert!(g.database("config").is_ok());
     }
@@ -349,12 +366,21 @@ mod tests {
             c.denied_databases = vec!["shop_secret".into()];
             c.allowed_collections = vec!["orders".into(), "shop_eu.customers".into()];
         });
-        assert_eq!(g.database("shop_secret").unwrap_err().rule, "mcp.denied_databases");
+        assert_eq!(
+            g.database("shop_secret").unwrap_err().rule,
+            "mcp.denied_databases"
+        );
         assert_eq!(g.database("hr").unwrap_err().rule, "mcp.allowed_databases");
         assert!(g.collection("shop", "orders").is_ok());
         assert!(g.collection("shop_eu", "customers").is_ok());
-        assert_eq!(g.collection("shop", "customers").unwrap_err().rule, "mcp.allowed_collections");
-        assert_eq!(g.collection("shop", "system.users").unwrap_err().rule, "system collections");
+        assert_eq!(
+            g.collection("shop", "customers").unwrap_err().rule,
+            "mcp.allowed_collections"
+        );
+        assert_eq!(
+            g.collection("shop", "system.users").unwrap_err().rule,
+            "system collections"
+        );
     }
 
     #[test]
@@ -373,14 +399,29 @@ mod tests {
     #[test]
     fn pipelines_cannot_write_in_read_only_or_reach_denied_collections() {
         let g = guard(|c| c.allowed_collections = vec!["orders".into()]);
-        assert_eq!(g.pipeline("shop", &[doc! { "$out": "x" }]).unwrap_err().rule, "mcp.read_only");
-        let nested = doc! { "$facet": { "a": [ { "$lookup": { "from": "customers", "as": "c" } } ] } };
-        assert_eq!(g.pipeline("shop", &[nested]).unwrap_err().rule, "mcp.allowed_collections");
+        assert_eq!(
+            g.pipeline("shop", &[doc! { "$out": "x" }])
+                .unwrap_err()
+                .rule,
+            "mcp.read_only"
+        );
+        let nested =
+            doc! { "$facet": { "a": [ { "$lookup": { "from": "customers", "as": "c" } } ] } };
+        assert_eq!(
+            g.pipeline("shop", &[nested]).unwrap_err().rule,
+            "mcp.allowed_collections"
+        );
         let union = doc! { "$unionWith": { "coll": "orders", "pipeline": [ { "$merge": { "into": "y" } } ] } };
-        assert_eq!(g.pipeline("shop", &[union]).unwrap_err().rule, "mcp.read_only");
+        assert_eq!(
+            g.pipeline("shop", &[union]).unwrap_err().rule,
+            "mcp.read_only"
+        );
         let rw = guard(|c| c.read_only = false);
         let merge = doc! { "$merge": { "into": { "db": "admin", "coll": "x" } } };
-        assert_eq!(rw.pipeline("shop", &[merge]).unwrap_err().rule, "system databases");
+        assert_eq!(
+            rw.pipeline("shop", &[merge]).unwrap_err().rule,
+            "system databases"
+        );
         assert!(rw.pipeline("shop", &[doc! { "$out": "report" }]).is_ok());
     }
 

@@ -6,7 +6,7 @@
 pub mod ejson;
 pub mod guard;
 pub mod render;
-pub mod tools;
 pub mod server;
+pub mod tools;
 
 pub use server::NexusServer;

@@ -12,10 +12,11 @@ use rmcp::handler::server::tool::{InputResponses, RequestState, ToolCallContext}
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
-    ElicitRequestParams, ElicitationSchema, Implementation, InitializeRequestParams, InitializeResult, InputRequest,
-    InputRequests, InputRequiredResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
-    ServerCapabilities, ServerConfig, Tool,
+    ElicitRequestParams, ElicitationSchema, Implementation, InitializeRequestParams,
+    InitializeResult, InputRequest, InputRequests, InputRequiredResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::{ElicitationError, RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, tool, tool_router};
@@ -30,6 +31,8 @@ use crate::metrics::McpMetrics;
 
 /// How long a legacy-session client may take to answer a confirmation.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a tool call made during startup waits for readiness before answering "starting".
+const STARTUP_WAIT: Duration = Duration::from_secs(10);
 /// The MRTR input request key of the confirmation.
 const CONFIRM_KEY: &str = "confirm";
 
@@ -58,7 +61,13 @@ struct ConfirmForm {
 rmcp::elicit_safe!(ConfirmForm);
 
 impl NexusServer {
-    pub fn new(ctx: ToolContext, health: Health, metrics: McpMetrics, status: ResourceSource, config: Value) -> Self {
+    pub fn new(
+        ctx: ToolContext,
+        health: Health,
+        metrics: McpMetrics,
+        status: ResourceSource,
+        config: Value,
+    ) -> Self {
         let mut tool_router = Self::read_tools();
         if !ctx.guard.read_only() {
             tool_router += Self::write_tools();
@@ -75,7 +84,11 @@ impl NexusServer {
 
     /// Names of the registered tools (for logs and `check`).
     pub fn tool_names(&self) -> Vec<String> {
-        self.tool_router.list_all().into_iter().map(|t| t.name.to_string()).collect()
+        self.tool_router
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect()
     }
 
     fn instructions(&self) -> String {
@@ -100,14 +113,24 @@ impl NexusServer {
     }
 
     /// Runs one tool call: gate on dependency health, run, count, log, render.
-    async fn call<F, Fut>(&self, tool: &'static str, binding: Option<String>, run: F) -> Result<CallToolResponse, ErrorData>
+    async fn call<F, Fut>(
+        &self,
+        tool: &'static str,
+        binding: Option<String>,
+        run: F,
+    ) -> Result<CallToolResponse, ErrorData>
     where
         F: FnOnce(ToolContext) -> Fut,
         Fut: Future<Output = Result<Output, ToolError>>,
     {
         let started = Instant::now();
-        let result = if !self.health.is_started() {
-            let waiting = self.health.unavailable().map(|why| format!(": {why}")).unwrap_or_default();
+        let ready = self.health.is_started() || self.health.wait_started(STARTUP_WAIT).await;
+        let result = if !ready {
+            let waiting = self
+                .health
+                .unavailable()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default();
             Err(ToolError::Unavailable(format!(
                 "nexus-mcp is starting (stage {}){waiting}",
                 self.health.stage().as_str()
@@ -121,14 +144,21 @@ impl NexusServer {
             Ok(_) => "ok",
             Err(ToolError::InputRequired(_)) => "input_required",
             Err(ToolError::Unavailable(_)) => "unavailable",
-            Err(ToolError::Rejected(_) | ToolError::BadArgument(_) | ToolError::NotConfirmed(_)) => "rejected",
+            Err(
+                ToolError::Rejected(_) | ToolError::BadArgument(_) | ToolError::NotConfirmed(_),
+            ) => "rejected",
             Err(_) => "failed",
         };
-        self.metrics.tool_calls.with_label_values(&[tool, outcome]).inc();
+        self.metrics
+            .tool_calls
+            .with_label_values(&[tool, outcome])
+            .inc();
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
         match &result {
             Ok(_) => tracing::debug!(tool, outcome, duration_ms, "tool call"),
-            Err(e) => tracing::info!(tool, outcome, class = %e.class(), cause = %e, duration_ms, "tool call failed"),
+            Err(e) => {
+                tracing::info!(tool, outcome, class = %e.class(), cause = %e, duration_ms, "tool call failed")
+            }
         }
         Ok(match result {
             Ok(output) => {
@@ -136,11 +166,14 @@ impl NexusServer {
                 r.structured_content = Some(output.structured);
                 r.into()
             }
-            Err(ToolError::InputRequired(question)) => confirmation_request(question, binding.unwrap_or_default()).into(),
+            Err(ToolError::InputRequired(question)) => {
+                confirmation_request(question, binding.unwrap_or_default()).into()
+            }
             Err(e) => {
                 let text = format!("{}: {e}", e.class());
                 let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
-                r.structured_content = Some(json!({ "error": { "class": e.class(), "message": e.to_string() } }));
+                r.structured_content =
+                    Some(json!({ "error": { "class": e.class(), "message": e.to_string() } }));
                 r.into()
             }
         })
@@ -149,15 +182,18 @@ impl NexusServer {
 
 /// The MRTR answer to a stateless call that needs confirmation: ask, and expect `binding` back as the state.
 fn confirmation_request(question: String, binding: String) -> InputRequiredResult {
-    let schema = ElicitationSchema::from_type::<ConfirmForm>().expect("ConfirmForm is a flat object schema");
+    let schema =
+        ElicitationSchema::from_type::<ConfirmForm>().expect("ConfirmForm is a flat object schema");
     let mut requests = InputRequests::new();
     requests.insert(
         CONFIRM_KEY.to_string(),
-        InputRequest::Elicitation(ElicitRequest::new(ElicitRequestParams::FormElicitationParams {
-            meta: None,
-            message: question,
-            requested_schema: schema,
-        })),
+        InputRequest::Elicitation(ElicitRequest::new(
+            ElicitRequestParams::FormElicitationParams {
+                meta: None,
+                message: question,
+                requested_schema: schema,
+            },
+        )),
     );
     InputRequiredResult::new(Some(requests), Some(binding))
 }
@@ -187,7 +223,9 @@ impl ClientConfirm<'_> {
     }
 
     fn client_can_elicit(&self) -> bool {
-        self.rc.client_capabilities().is_some_and(|c| c.elicitation.is_some())
+        self.rc
+            .client_capabilities()
+            .is_some_and(|c| c.elicitation.is_some())
     }
 }
 
@@ -197,8 +235,13 @@ impl Confirmer for ClientConfirm<'_> {
             let answer = self.responses.as_ref().and_then(|r| r.get(CONFIRM_KEY));
             return match (self.state.as_deref(), answer) {
                 (Some(state), Some(answer)) if state == self.binding => {
-                    let accepted = answer["action"] == "accept" && answer["content"]["confirm"] == true;
-                    if accepted { Confirmation::Accepted } else { Confirmation::Declined }
+                    let accepted =
+                        answer["action"] == "accept" && answer["content"]["confirm"] == true;
+                    if accepted {
+                        Confirmation::Accepted
+                    } else {
+                        Confirmation::Declined
+                    }
                 }
                 _ if self.client_can_elicit() => Confirmation::AskFirst(question),
                 _ => Confirmation::Unsupported,
@@ -211,7 +254,9 @@ impl Confirmer for ClientConfirm<'_> {
             .await
         {
             Ok(Some(ConfirmForm { confirm: true })) => Confirmation::Accepted,
-            Ok(_) | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled) => Confirmation::Declined,
+            Ok(_) | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled) => {
+                Confirmation::Declined
+            }
             Err(ElicitationError::CapabilityNotSupported) => Confirmation::Unsupported,
             Err(e) => {
                 tracing::warn!(cause = %e, "confirmation request failed; treating it as unsupported");
@@ -233,8 +278,10 @@ impl NexusServer {
         &self,
         Parameters(a): Parameters<tools::list_databases::ListDatabasesArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call("list-databases", None, |ctx| async move { tools::list_databases::run(&ctx, a).await })
-            .await
+        self.call("list-databases", None, |ctx| async move {
+            tools::list_databases::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -247,8 +294,10 @@ impl NexusServer {
         &self,
         Parameters(a): Parameters<tools::list_collections::ListCollectionsArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call("list-collections", None, |ctx| async move { tools::list_collections::run(&ctx, a).await })
-            .await
+        self.call("list-collections", None, |ctx| async move {
+            tools::list_collections::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -257,8 +306,14 @@ impl NexusServer {
         annotations(title = "Find documents", read_only_hint = true, open_world_hint = false),
         output_schema = schema_for_output::<tools::find::FindOutput>()
     )]
-    async fn find(&self, Parameters(a): Parameters<tools::find::FindArgs>) -> Result<CallToolResponse, ErrorData> {
-        self.call("find", None, |ctx| async move { tools::find::run(&ctx, a).await }).await
+    async fn find(
+        &self,
+        Parameters(a): Parameters<tools::find::FindArgs>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.call("find", None, |ctx| async move {
+            tools::find::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -271,8 +326,10 @@ impl NexusServer {
         &self,
         Parameters(a): Parameters<tools::aggregate::AggregateArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call("aggregate", None, |ctx| async move { tools::aggregate::run(&ctx, a).await })
-            .await
+        self.call("aggregate", None, |ctx| async move {
+            tools::aggregate::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -281,8 +338,14 @@ impl NexusServer {
         annotations(title = "Count documents", read_only_hint = true, open_world_hint = false),
         output_schema = schema_for_output::<tools::count::CountOutput>()
     )]
-    async fn count(&self, Parameters(a): Parameters<tools::count::CountArgs>) -> Result<CallToolResponse, ErrorData> {
-        self.call("count", None, |ctx| async move { tools::count::run(&ctx, a).await }).await
+    async fn count(
+        &self,
+        Parameters(a): Parameters<tools::count::CountArgs>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.call("count", None, |ctx| async move {
+            tools::count::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -295,8 +358,10 @@ impl NexusServer {
         &self,
         Parameters(a): Parameters<tools::distinct::DistinctArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call("distinct", None, |ctx| async move { tools::distinct::run(&ctx, a).await })
-            .await
+        self.call("distinct", None, |ctx| async move {
+            tools::distinct::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -309,8 +374,10 @@ impl NexusServer {
         &self,
         Parameters(a): Parameters<tools::collection_schema::CollectionSchemaArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call("collection-schema", None, |ctx| async move { tools::collection_schema::run(&ctx, a).await })
-            .await
+        self.call("collection-schema", None, |ctx| async move {
+            tools::collection_schema::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -355,8 +422,10 @@ impl NexusServer {
         &self,
         Parameters(a): Parameters<tools::db_stats::DbStatsArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call("db-stats", None, |ctx| async move { tools::db_stats::run(&ctx, a).await })
-            .await
+        self.call("db-stats", None, |ctx| async move {
+            tools::db_stats::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -369,8 +438,10 @@ impl NexusServer {
         &self,
         Parameters(a): Parameters<tools::explain::ExplainArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call("explain", None, |ctx| async move { tools::explain::run(&ctx, a).await })
-            .await
+        self.call("explain", None, |ctx| async move {
+            tools::explain::run(&ctx, a).await
+        })
+        .await
     }
 }
 
@@ -386,8 +457,10 @@ impl NexusServer {
         &self,
         Parameters(a): Parameters<tools::insert_many::InsertManyArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call("insert-many", None, |ctx| async move { tools::insert_many::run(&ctx, a).await })
-            .await
+        self.call("insert-many", None, |ctx| async move {
+            tools::insert_many::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -405,9 +478,16 @@ impl NexusServer {
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let b = binding("update-many", &a);
-        let confirm = ClientConfirm { rc: &rc, binding: b.clone(), state, responses };
-        self.call("update-many", Some(b), |ctx| async move { tools::update_many::run(&ctx, &confirm, a).await })
-            .await
+        let confirm = ClientConfirm {
+            rc: &rc,
+            binding: b.clone(),
+            state,
+            responses,
+        };
+        self.call("update-many", Some(b), |ctx| async move {
+            tools::update_many::run(&ctx, &confirm, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -424,9 +504,16 @@ impl NexusServer {
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let b = binding("delete-many", &a);
-        let confirm = ClientConfirm { rc: &rc, binding: b.clone(), state, responses };
-        self.call("delete-many", Some(b), |ctx| async move { tools::delete_many::run(&ctx, &confirm, a).await })
-            .await
+        let confirm = ClientConfirm {
+            rc: &rc,
+            binding: b.clone(),
+            state,
+            responses,
+        };
+        self.call("delete-many", Some(b), |ctx| async move {
+            tools::delete_many::run(&ctx, &confirm, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -439,8 +526,10 @@ impl NexusServer {
         &self,
         Parameters(a): Parameters<tools::create_index::CreateIndexArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call("create-index", None, |ctx| async move { tools::create_index::run(&ctx, a).await })
-            .await
+        self.call("create-index", None, |ctx| async move {
+            tools::create_index::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -457,9 +546,16 @@ impl NexusServer {
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let b = binding("drop-index", &a);
-        let confirm = ClientConfirm { rc: &rc, binding: b.clone(), state, responses };
-        self.call("drop-index", Some(b), |ctx| async move { tools::drop_index::run(&ctx, &confirm, a).await })
-            .await
+        let confirm = ClientConfirm {
+            rc: &rc,
+            binding: b.clone(),
+            state,
+            responses,
+        };
+        self.call("drop-index", Some(b), |ctx| async move {
+            tools::drop_index::run(&ctx, &confirm, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -472,8 +568,10 @@ impl NexusServer {
         &self,
         Parameters(a): Parameters<tools::create_collection::CreateCollectionArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call("create-collection", None, |ctx| async move { tools::create_collection::run(&ctx, a).await })
-            .await
+        self.call("create-collection", None, |ctx| async move {
+            tools::create_collection::run(&ctx, a).await
+        })
+        .await
     }
 
     #[tool(
@@ -490,7 +588,12 @@ impl NexusServer {
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let b = binding("rename-collection", &a);
-        let confirm = ClientConfirm { rc: &rc, binding: b.clone(), state, responses };
+        let confirm = ClientConfirm {
+            rc: &rc,
+            binding: b.clone(),
+            state,
+            responses,
+        };
         self.call("rename-collection", Some(b), |ctx| async move {
             tools::rename_collection::run(&ctx, &confirm, a).await
         })
@@ -511,7 +614,12 @@ impl NexusServer {
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let b = binding("drop-collection", &a);
-        let confirm = ClientConfirm { rc: &rc, binding: b.clone(), state, responses };
+        let confirm = ClientConfirm {
+            rc: &rc,
+            binding: b.clone(),
+            state,
+            responses,
+        };
         self.call("drop-collection", Some(b), |ctx| async move {
             tools::drop_collection::run(&ctx, &confirm, a).await
         })
@@ -532,9 +640,16 @@ impl NexusServer {
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let b = binding("drop-database", &a);
-        let confirm = ClientConfirm { rc: &rc, binding: b.clone(), state, responses };
-        self.call("drop-database", Some(b), |ctx| async move { tools::drop_database::run(&ctx, &confirm, a).await })
-            .await
+        let confirm = ClientConfirm {
+            rc: &rc,
+            binding: b.clone(),
+            state,
+            responses,
+        };
+        self.call("drop-database", Some(b), |ctx| async move {
+            tools::drop_database::run(&ctx, &confirm, a).await
+        })
+        .await
     }
 }
 
@@ -559,7 +674,10 @@ impl<'a> Timed<'a> {
 impl Drop for Timed<'_> {
     fn drop(&mut self) {
         self.metrics.in_flight.dec();
-        self.metrics.requests.with_label_values(&[self.method]).inc();
+        self.metrics
+            .requests
+            .with_label_values(&[self.method])
+            .inc();
         self.metrics
             .request_duration
             .with_label_values(&[self.method])
@@ -572,7 +690,12 @@ const CONFIG_URI: &str = "nexus://config";
 
 impl ServerHandler for NexusServer {
     fn get_info(&self) -> ServerConfig {
-        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build());
+        let mut info = ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        );
         info.server_info = Implementation::new("nexus-mcp", env!("CARGO_PKG_VERSION"));
         info.instructions = Some(self.instructions());
         info
@@ -607,7 +730,9 @@ impl ServerHandler for NexusServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let _timed = Timed::start(&self.metrics, "tools/call");
-        self.tool_router.call(ToolCallContext::new(self, request, context)).await
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
     }
 
     async fn list_resources(
@@ -623,8 +748,16 @@ impl ServerHandler for NexusServer {
             r
         };
         Ok(ListResourcesResult::with_all_items(vec![
-            resource(STATUS_URI, "status", "Live dependency status (SSH tunnel, MongoDB) and tunnel counters."),
-            resource(CONFIG_URI, "config", "The effective configuration, secrets redacted."),
+            resource(
+                STATUS_URI,
+                "status",
+                "Live dependency status (SSH tunnel, MongoDB) and tunnel counters.",
+            ),
+            resource(
+                CONFIG_URI,
+                "config",
+                "The effective configuration, secrets redacted.",
+            ),
         ]))
     }
 

@@ -30,7 +30,11 @@ pub struct Collected {
 ///
 /// # Errors
 /// The classified driver error.
-pub async fn collect(mut cursor: Cursor<Document>, max_documents: u64, max_bytes: u64) -> Result<Collected, MongoError> {
+pub async fn collect(
+    mut cursor: Cursor<Document>,
+    max_documents: u64,
+    max_bytes: u64,
+) -> Result<Collected, MongoError> {
     let mut out = Collected::default();
     while cursor.advance().await? {
         if out.documents.len() as u64 >= max_documents {

@@ -52,12 +52,12 @@ impl From<mongodb::error::Error> for MongoError {
             ErrorKind::Authentication { .. } => Self::AuthFailed(message),
             ErrorKind::Command(ref c) if matches!(c.code, 13 | 18) => Self::AuthFailed(message),
             ErrorKind::Command(ref c) if c.code == 50 => Self::Timeout(message),
-            ErrorKind::Io(_) | ErrorKind::ServerSelection { .. } | ErrorKind::ConnectionPoolCleared { .. } => {
-                Self::Unreachable(message)
-            }
-            ErrorKind::InvalidArgument { .. } | ErrorKind::InvalidTlsConfig { .. } | ErrorKind::DnsResolve { .. } => {
-                Self::Options(message)
-            }
+            ErrorKind::Io(_)
+            | ErrorKind::ServerSelection { .. }
+            | ErrorKind::ConnectionPoolCleared { .. } => Self::Unreachable(message),
+            ErrorKind::InvalidArgument { .. }
+            | ErrorKind::InvalidTlsConfig { .. }
+            | ErrorKind::DnsResolve { .. } => Self::Options(message),
             _ => Self::Command(message),
         }
     }
@@ -81,14 +81,22 @@ impl Mongo {
     ///
     /// # Errors
     /// [`MongoError::Options`] when the driver rejects the URI's options.
-    pub async fn connect(config: MongoConfig, via: Option<SocketAddr>, metrics: MongoMetrics) -> Result<Self, MongoError> {
-        let mut options = ClientOptions::parse(config.uri.expose()).await.map_err(|e| {
-            // The driver's parse errors can quote the string: report the kind only.
-            MongoError::Options(match *e.kind {
-                ErrorKind::InvalidArgument { ref message, .. } if !message.contains('@') => message.clone(),
-                _ => "the driver rejected mongo.uri".into(),
-            })
-        })?;
+    pub async fn connect(
+        config: MongoConfig,
+        via: Option<SocketAddr>,
+        metrics: MongoMetrics,
+    ) -> Result<Self, MongoError> {
+        let mut options = ClientOptions::parse(config.uri.expose())
+            .await
+            .map_err(|e| {
+                // The driver's parse errors can quote the string: report the kind only.
+                MongoError::Options(match *e.kind {
+                    ErrorKind::InvalidArgument { ref message, .. } if !message.contains('@') => {
+                        message.clone()
+                    }
+                    _ => "the driver rejected mongo.uri".into(),
+                })
+            })?;
         if let Some(addr) = via {
             options.hosts = vec![ServerAddress::Tcp {
                 host: addr.ip().to_string(),
@@ -101,7 +109,11 @@ impl Mongo {
         options.connect_timeout = Some(config.server_selection_timeout);
         options.app_name.get_or_insert_with(|| "nexus-mcp".into());
         let client = mongodb::Client::with_options(options)?;
-        Ok(Self { client, config, metrics })
+        Ok(Self {
+            client,
+            config,
+            metrics,
+        })
     }
 
     /// The startup check: `ping`, then `listDatabases` (names only), which needs authentication when the URI has
@@ -121,8 +133,12 @@ impl Mongo {
     /// The classified failure.
     pub async fn ping(&self) -> Result<Duration, MongoError> {
         let started = Instant::now();
-        self.bounded(self.client.database("admin").run_command(doc! { "ping": 1 }))
-            .await?;
+        self.bounded(
+            self.client
+                .database("admin")
+                .run_command(doc! { "ping": 1 }),
+        )
+        .await?;
         let took = started.elapsed();
         self.metrics.ping_duration.observe(took.as_secs_f64());
         Ok(took)
@@ -139,11 +155,17 @@ impl Mongo {
     }
 
     /// Runs a driver future with a hard deadline a little above server selection, so a check never hangs.
-    async fn bounded<T>(&self, fut: impl IntoFuture<Output = mongodb::error::Result<T>>) -> Result<T, MongoError> {
+    async fn bounded<T>(
+        &self,
+        fut: impl IntoFuture<Output = mongodb::error::Result<T>>,
+    ) -> Result<T, MongoError> {
         let limit = self.config.server_selection_timeout + Duration::from_secs(1);
         match tokio::time::timeout(limit, fut.into_future()).await {
             Ok(result) => result.map_err(MongoError::from),
-            Err(_) => Err(MongoError::Timeout(format!("no answer within {} ms", limit.as_millis()))),
+            Err(_) => Err(MongoError::Timeout(format!(
+                "no answer within {} ms",
+                limit.as_millis()
+            ))),
         }
     }
 }

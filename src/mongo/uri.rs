@@ -137,12 +137,19 @@ fn mask_options(tail: &str) -> String {
 
 fn is_secret_option(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    k.contains("password") || k.contains("token") || k == "authmechanismproperties" || k.contains("secret")
+    k.contains("password")
+        || k.contains("token")
+        || k == "authmechanismproperties"
+        || k.contains("secret")
 }
 
 impl fmt::Display for MongoUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.srv { "mongodb+srv://" } else { "mongodb://" })?;
+        f.write_str(if self.srv {
+            "mongodb+srv://"
+        } else {
+            "mongodb://"
+        })?;
         if let Some(user) = &self.user {
             f.write_str(user)?;
             if self.has_password {
@@ -198,9 +205,15 @@ mod tests {
     #[test]
     fn hosts_default_port_and_ipv6() {
         let u = MongoUri::parse("mongodb://a,b:2,[::1]:3/?replicaSet=rs").unwrap();
-        assert_eq!(u.hosts(), &[("a".into(), 27017), ("b".into(), 2), ("::1".into(), 3)]);
+        assert_eq!(
+            u.hosts(),
+            &[("a".into(), 27017), ("b".into(), 2), ("::1".into(), 3)]
+        );
         assert!(!u.has_credentials());
-        assert_eq!(u.to_string(), "mongodb://a:27017,b:2,[::1]:3/?replicaSet=rs");
+        assert_eq!(
+            u.to_string(),
+            "mongodb://a:27017,b:2,[::1]:3/?replicaSet=rs"
+        );
     }
 
     #[test]

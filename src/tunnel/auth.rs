@@ -37,7 +37,10 @@ pub(super) async fn authenticate(
         })?;
         let hash = rsa_hash(handle, &key).await;
         let result = handle
-            .authenticate_publickey(hop.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+            .authenticate_publickey(
+                hop.user.clone(),
+                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+            )
             .await
             .map_err(|e| lost(hop, &e))?;
         if result.success() {
@@ -80,7 +83,12 @@ async fn with_agent(handle: &mut Handle<Client>, hop: &SshEndpoint) -> Result<bo
     for identity in identities {
         let key = identity.public_key().into_owned();
         let hash = if key.algorithm().is_rsa() {
-            handle.best_supported_rsa_hash().await.ok().flatten().flatten()
+            handle
+                .best_supported_rsa_hash()
+                .await
+                .ok()
+                .flatten()
+                .flatten()
         } else {
             None
         };
@@ -91,7 +99,9 @@ async fn with_agent(handle: &mut Handle<Client>, hop: &SshEndpoint) -> Result<bo
             Ok(result) if result.success() => return Ok(true),
             Ok(_) => {}
             Err(russh::AgentAuthError::Send(_)) => {
-                return Err(TunnelError::SessionLost(format!("{hop} went away during authentication")));
+                return Err(TunnelError::SessionLost(format!(
+                    "{hop} went away during authentication"
+                )));
             }
             Err(e) => tracing::debug!(cause = %e, "ssh-agent could not sign with one identity"),
         }
@@ -99,9 +109,17 @@ async fn with_agent(handle: &mut Handle<Client>, hop: &SshEndpoint) -> Result<bo
     Ok(false)
 }
 
-async fn rsa_hash(handle: &Handle<Client>, key: &russh::keys::PrivateKey) -> Option<russh::keys::HashAlg> {
+async fn rsa_hash(
+    handle: &Handle<Client>,
+    key: &russh::keys::PrivateKey,
+) -> Option<russh::keys::HashAlg> {
     if key.algorithm().is_rsa() {
-        handle.best_supported_rsa_hash().await.ok().flatten().flatten()
+        handle
+            .best_supported_rsa_hash()
+            .await
+            .ok()
+            .flatten()
+            .flatten()
     } else {
         None
     }

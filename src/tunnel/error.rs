@@ -7,7 +7,9 @@ use crate::error::ErrorClass;
 pub enum TunnelError {
     #[error("cannot reach {endpoint}: {reason}")]
     Unreachable { endpoint: String, reason: String },
-    #[error("{endpoint} did not complete the SSH handshake and authentication within {timeout_ms} ms")]
+    #[error(
+        "{endpoint} did not complete the SSH handshake and authentication within {timeout_ms} ms"
+    )]
     ConnectTimeout { endpoint: String, timeout_ms: u128 },
     #[error(
         "host key of {endpoint} is not in {known_hosts} (offered {fingerprint}); add it (ssh-keyscan, or \
@@ -47,9 +49,10 @@ pub enum TunnelError {
 impl TunnelError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Unreachable { .. } | Self::ConnectTimeout { .. } | Self::Down(_) | Self::SessionLost(_) => {
-                ErrorClass::SshUnreachable
-            }
+            Self::Unreachable { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::Down(_)
+            | Self::SessionLost(_) => ErrorClass::SshUnreachable,
             Self::HostKeyUnknown { .. } | Self::KnownHosts { .. } => ErrorClass::SshHostKeyUnknown,
             Self::HostKeyMismatch { .. } => ErrorClass::SshHostKeyMismatch,
             Self::AuthFailed { .. } | Self::PrivateKey { .. } => ErrorClass::SshAuthFailed,

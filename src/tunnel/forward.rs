@@ -63,15 +63,29 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: 
 }
 
 /// Carries one local connection over a new channel until either side closes or the session is lost.
-async fn carry(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>, _permit: OwnedSemaphorePermit) {
+async fn carry(
+    socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+) {
     let _ = socket.set_nodelay(true);
     let cfg = &shared.config;
-    let (channel, lost) = match shared.dial(&cfg.remote_host, cfg.remote_port, Some(peer)).await {
+    let (channel, lost) = match shared
+        .dial(&cfg.remote_host, cfg.remote_port, Some(peer))
+        .await
+    {
         Ok(pair) => pair,
         Err(e) => {
-            shared.metrics.refused.with_label_values(&["open_failed"]).inc();
+            shared
+                .metrics
+                .refused
+                .with_label_values(&["open_failed"])
+                .inc();
             match e {
-                TunnelError::ForwardRefused { .. } => tracing::warn!(cause = %e, class = %e.class(), "tunnel: forward refused"),
+                TunnelError::ForwardRefused { .. } => {
+                    tracing::warn!(cause = %e, class = %e.class(), "tunnel: forward refused")
+                }
                 _ => tracing::debug!(cause = %e, "tunnel: no channel for a local connection"),
             }
             return;
@@ -106,7 +120,11 @@ struct Metered {
 }
 
 impl AsyncRead for Metered {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
@@ -118,7 +136,11 @@ impl AsyncRead for Metered {
 }
 
 impl AsyncWrite for Metered {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = poll {
             self.written.inc_by(n as u64);

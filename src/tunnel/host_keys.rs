@@ -22,7 +22,12 @@ pub(super) enum Verdict {
 }
 
 /// Checks `key`, offered by `endpoint`, against `known_hosts` under `policy`.
-pub(super) fn verify(endpoint: &SshEndpoint, key: &PublicKey, known_hosts: &Path, policy: HostKeyPolicy) -> Verdict {
+pub(super) fn verify(
+    endpoint: &SshEndpoint,
+    key: &PublicKey,
+    known_hosts: &Path,
+    policy: HostKeyPolicy,
+) -> Verdict {
     let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
     if policy == HostKeyPolicy::InsecureAcceptAny {
         return Verdict::AcceptedInsecurely;
@@ -31,7 +36,12 @@ pub(super) fn verify(endpoint: &SshEndpoint, key: &PublicKey, known_hosts: &Path
     match russh::keys::check_known_hosts_path(&endpoint.host, endpoint.port, key, known_hosts) {
         Ok(true) => Verdict::Trusted,
         Ok(false) if policy == HostKeyPolicy::AcceptNew => {
-            match russh::keys::known_hosts::learn_known_hosts_path(&endpoint.host, endpoint.port, key, known_hosts) {
+            match russh::keys::known_hosts::learn_known_hosts_path(
+                &endpoint.host,
+                endpoint.port,
+                key,
+                known_hosts,
+            ) {
                 Ok(()) => Verdict::Learned,
                 Err(e) => Verdict::Refused(TunnelError::KnownHosts {
                     endpoint: endpoint.to_string(),
@@ -44,12 +54,14 @@ pub(super) fn verify(endpoint: &SshEndpoint, key: &PublicKey, known_hosts: &Path
             known_hosts: known_hosts_name,
             fingerprint,
         }),
-        Err(russh::keys::Error::KeyChanged { line }) => Verdict::Refused(TunnelError::HostKeyMismatch {
-            endpoint: endpoint.to_string(),
-            known_hosts: known_hosts_name,
-            line,
-            fingerprint,
-        }),
+        Err(russh::keys::Error::KeyChanged { line }) => {
+            Verdict::Refused(TunnelError::HostKeyMismatch {
+                endpoint: endpoint.to_string(),
+                known_hosts: known_hosts_name,
+                line,
+                fingerprint,
+            })
+        }
         Err(e) => Verdict::Refused(TunnelError::KnownHosts {
             endpoint: endpoint.to_string(),
             reason: format!("{known_hosts_name}: {e}"),
@@ -61,8 +73,10 @@ pub(super) fn verify(endpoint: &SshEndpoint, key: &PublicKey, known_hosts: &Path
 mod tests {
     use super::*;
 
-    const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICGakS6WbEGOuGqTFK+SRSP3I/nNWa3RA895rbwHLUv7";
-    const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOmpIvUu/glcRd1uswFW//KUDxXpI8YBHvY0Q7R3mjo1";
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICGakS6WbEGOuGqTFK+SRSP3I/nNWa3RA895rbwHLUv7";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOmpIvUu/glcRd1uswFW//KUDxXpI8YBHvY0Q7R3mjo1";
 
     fn endpoint(port: u16) -> SshEndpoint {
         SshEndpoint {
@@ -82,7 +96,10 @@ mod tests {
         let kh = dir.path().join("known_hosts");
         std::fs::write(&kh, format!("[127.0.0.1]:2222 {KEY_A}\n")).unwrap();
         let strict = HostKeyPolicy::Strict;
-        assert!(matches!(verify(&endpoint(2222), &key(KEY_A), &kh, strict), Verdict::Trusted));
+        assert!(matches!(
+            verify(&endpoint(2222), &key(KEY_A), &kh, strict),
+            Verdict::Trusted
+        ));
         match verify(&endpoint(2222), &key(KEY_B), &kh, strict) {
             Verdict::Refused(e @ TunnelError::HostKeyMismatch { line: 1, .. }) => {
                 assert!(e.to_string().contains("SHA256:"), "{e}")
@@ -105,8 +122,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kh = dir.path().join("known_hosts");
         let policy = HostKeyPolicy::AcceptNew;
-        assert!(matches!(verify(&endpoint(2222), &key(KEY_A), &kh, policy), Verdict::Learned));
-        assert!(matches!(verify(&endpoint(2222), &key(KEY_A), &kh, HostKeyPolicy::Strict), Verdict::Trusted));
+        assert!(matches!(
+            verify(&endpoint(2222), &key(KEY_A), &kh, policy),
+            Verdict::Learned
+        ));
+        assert!(matches!(
+            verify(&endpoint(2222), &key(KEY_A), &kh, HostKeyPolicy::Strict),
+            Verdict::Trusted
+        ));
         assert!(matches!(
             verify(&endpoint(2222), &key(KEY_B), &kh, policy),
             Verdict::Refused(TunnelError::HostKeyMismatch { .. })

@@ -71,7 +71,9 @@ impl Tunnel {
             addr: config.local_listen.to_string(),
             reason: e.to_string(),
         };
-        let listener = TcpListener::bind(config.local_listen).await.map_err(bind_error)?;
+        let listener = TcpListener::bind(config.local_listen)
+            .await
+            .map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         let shared = Arc::new(Shared {
             config,
@@ -107,12 +109,20 @@ impl Tunnel {
             .current()
             .ok_or_else(|| TunnelError::Down(self.shared.state.borrow().describe()))?;
         let started = Instant::now();
-        let limit = self.shared.config.keepalive_interval.max(Duration::from_secs(1));
+        let limit = self
+            .shared
+            .config
+            .keepalive_interval
+            .max(Duration::from_secs(1));
         match tokio::time::timeout(limit, session.handle.send_ping()).await {
-            Ok(Ok(())) if !session.handle.is_closed() && !session.loss.is_lost() => Ok(started.elapsed()),
+            Ok(Ok(())) if !session.handle.is_closed() && !session.loss.is_lost() => {
+                Ok(started.elapsed())
+            }
             Ok(_) => {
                 session.loss.lose("the session closed during a health ping");
-                Err(TunnelError::SessionLost("closed during a health ping".into()))
+                Err(TunnelError::SessionLost(
+                    "closed during a health ping".into(),
+                ))
             }
             Err(_) => Err(TunnelError::Down(format!(
                 "no answer to a session ping within {} ms",
@@ -126,7 +136,10 @@ impl Tunnel {
     /// # Errors
     /// [`TunnelError::Down`] while reconnecting, [`TunnelError::ForwardRefused`] when the bastion refuses.
     pub async fn dial(&self, host: &str, port: u16) -> Result<Channel, TunnelError> {
-        self.shared.dial(host, port, None).await.map(|(channel, _)| channel)
+        self.shared
+            .dial(host, port, None)
+            .await
+            .map(|(channel, _)| channel)
     }
 
     /// Resolves once the tunnel's tasks have stopped (after the shutdown token is cancelled).
@@ -143,7 +156,9 @@ impl Shared {
     fn install(&self, session: Arc<Session>) {
         *self.live.write().unwrap_or_else(|p| p.into_inner()) = Some(session);
         self.metrics.up.set(1);
-        self.state.send_replace(TunnelState::Up { since: Instant::now() });
+        self.state.send_replace(TunnelState::Up {
+            since: Instant::now(),
+        });
     }
 
     fn uninstall(&self) {
@@ -162,10 +177,15 @@ impl Shared {
         let session = self
             .current()
             .ok_or_else(|| TunnelError::Down(self.state.borrow().describe()))?;
-        let (orig_host, orig_port) = originator.map_or(("127.0.0.1".to_string(), 0), |a| (a.ip().to_string(), a.port()));
-        let open = session
-            .handle
-            .channel_open_direct_tcpip(host, u32::from(port), orig_host, u32::from(orig_port));
+        let (orig_host, orig_port) = originator.map_or(("127.0.0.1".to_string(), 0), |a| {
+            (a.ip().to_string(), a.port())
+        });
+        let open = session.handle.channel_open_direct_tcpip(
+            host,
+            u32::from(port),
+            orig_host,
+            u32::from(orig_port),
+        );
         match tokio::time::timeout(self.config.connect_timeout, open).await {
             Ok(Ok(channel)) => Ok((channel.into_stream(), session.loss.token())),
             Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(TunnelError::ForwardRefused {

@@ -22,7 +22,9 @@ pub(super) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut last_class: Option<ErrorClass> = None;
     loop {
         let attempt = backoff.attempt() + 1;
-        shared.state.send_replace(TunnelState::Connecting { attempt });
+        shared
+            .state
+            .send_replace(TunnelState::Connecting { attempt });
         let started = Instant::now();
         let connected = tokio::select! {
             result = session::connect(cfg) => result,

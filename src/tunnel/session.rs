@@ -44,7 +44,10 @@ impl Loss {
     /// Waits for the loss and returns its reason.
     pub(super) async fn lost(&self) -> String {
         self.token.cancelled().await;
-        self.reason.get().cloned().unwrap_or_else(|| "closed".into())
+        self.reason
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "closed".into())
     }
 
     /// A token cancelled on loss, for forwarded connections to select on.
@@ -66,7 +69,10 @@ pub(super) struct Client {
 impl client::Handler for Client {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let key = key.public_key();
         match host_keys::verify(&self.endpoint, &key, &self.known_hosts, self.policy) {
             Verdict::Trusted => Ok(true),
@@ -95,10 +101,16 @@ impl client::Handler for Client {
         }
     }
 
-    async fn disconnected(&mut self, reason: DisconnectReason<Self::Error>) -> Result<(), Self::Error> {
+    async fn disconnected(
+        &mut self,
+        reason: DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
         let text = match &reason {
             DisconnectReason::ReceivedDisconnect(info) => {
-                format!("{} closed the session: {:?} {}", self.endpoint, info.reason_code, info.message)
+                format!(
+                    "{} closed the session: {:?} {}",
+                    self.endpoint, info.reason_code, info.message
+                )
             }
             DisconnectReason::Error(e) => format!("{}: {e}", self.endpoint),
         };
@@ -195,14 +207,12 @@ async fn timeout<T>(
     hop: &SshEndpoint,
     fut: impl Future<Output = Result<T, TunnelError>>,
 ) -> Result<T, TunnelError> {
-    tokio::time::timeout(limit, fut)
-        .await
-        .unwrap_or_else(|_| {
-            Err(TunnelError::ConnectTimeout {
-                endpoint: hop.to_string(),
-                timeout_ms: limit.as_millis(),
-            })
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+        Err(TunnelError::ConnectTimeout {
+            endpoint: hop.to_string(),
+            timeout_ms: limit.as_millis(),
         })
+    })
 }
 
 /// A russh error as one lowercase line (russh errors can nest an io error).

@@ -74,6 +74,9 @@ mod tests {
             message: "cannot reach u@h:22: connection refused".into(),
         };
         let text = s.describe();
-        assert!(text.starts_with("SSH tunnel reconnecting (unreachable): attempt 3, next try in 1."), "{text}");
+        assert!(
+            text.starts_with("SSH tunnel reconnecting (unreachable): attempt 3, next try in 1."),
+            "{text}"
+        );
     }
 }

@@ -43,13 +43,22 @@ pub async fn run(ctx: &ToolContext, a: AggregateArgs) -> Result<Output, ToolErro
     let coll = ctx.collection(&a.database, &a.collection)?;
     let pipeline = ejson::to_documents("pipeline", &a.pipeline)?;
     ctx.guard.pipeline(&a.database, &pipeline)?;
-    let limits = ctx.guard.read_limits(Some(ctx.guard.max_documents() as i64)).map_err(ToolError::BadArgument)?;
+    let limits = ctx
+        .guard
+        .read_limits(Some(ctx.guard.max_documents() as i64))
+        .map_err(ToolError::BadArgument)?;
     let max_bytes = response_bytes(ctx, a.response_bytes_limit);
-    let cursor = ctx.bounded(coll.aggregate(pipeline).max_time(ctx.max_time())).await?;
+    let cursor = ctx
+        .bounded(coll.aggregate(pipeline).max_time(ctx.max_time()))
+        .await?;
     let collected = collect(cursor, limits.limit, max_bytes).await?;
     let applied = AppliedLimits::new(&limits, max_bytes, &collected);
     let count = collected.documents.len();
-    let note = if applied.truncated_by.is_some() { applied.note(count) } else { String::new() };
+    let note = if applied.truncated_by.is_some() {
+        applied.note(count)
+    } else {
+        String::new()
+    };
     let summary = format!(
         "The pipeline on {} returned {}{note}.",
         ns(&a.database, &a.collection),

@@ -42,7 +42,9 @@ pub struct CollectionIndexesOutput {
 
 pub async fn run(ctx: &ToolContext, a: CollectionIndexesArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
-    let cursor = ctx.bounded(coll.list_indexes().max_time(ctx.max_time())).await?;
+    let cursor = ctx
+        .bounded(coll.list_indexes().max_time(ctx.max_time()))
+        .await?;
     let models: Vec<mongodb::IndexModel> = ctx.bounded(cursor.try_collect()).await?;
     let indexes: Vec<IndexEntry> = models
         .into_iter()

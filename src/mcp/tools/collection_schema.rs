@@ -59,15 +59,29 @@ pub async fn run(ctx: &ToolContext, a: CollectionSchemaArgs) -> Result<Output, T
     let size = match a.sample_size {
         None => DEFAULT_SAMPLE,
         Some(n) if n >= 1 => n as u64,
-        Some(n) => return Err(ToolError::BadArgument(format!("sampleSize: must be at least 1, got {n}"))),
+        Some(n) => {
+            return Err(ToolError::BadArgument(format!(
+                "sampleSize: must be at least 1, got {n}"
+            )));
+        }
     }
     .min(ctx.guard.max_documents());
     let max_bytes = super::response_bytes(ctx, a.response_bytes_limit);
     let sample = vec![doc! { "$sample": { "size": size as i64 } }];
-    let cursor = match ctx.bounded(coll.aggregate(sample).max_time(ctx.max_time())).await {
+    let cursor = match ctx
+        .bounded(coll.aggregate(sample).max_time(ctx.max_time()))
+        .await
+    {
         Ok(cursor) => cursor,
         // Servers without $sample: the first documents in natural order.
-        Err(_) => ctx.bounded(coll.find(doc! {}).limit(size as i64).max_time(ctx.max_time())).await?,
+        Err(_) => {
+            ctx.bounded(
+                coll.find(doc! {})
+                    .limit(size as i64)
+                    .max_time(ctx.max_time()),
+            )
+            .await?
+        }
     };
     let docs = collect(cursor, size, max_bytes).await?.documents;
     let schema = infer(&docs);
@@ -118,7 +132,11 @@ pub fn infer(docs: &[Document]) -> BTreeMap<String, FieldSummary> {
 
 fn walk(doc: &Document, prefix: &str, depth: usize, out: &mut BTreeMap<String, Vec<&'static str>>) {
     for (key, value) in doc {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         record(&path, value, depth, out);
     }
 }

@@ -40,12 +40,17 @@ pub async fn run(ctx: &ToolContext, a: CollectionStorageSizeArgs) -> Result<Outp
     ctx.collection(&a.database, &a.collection)?;
     let db = ctx.database(&a.database)?;
     let max_time_ms = ctx.max_time().as_millis() as i64;
-    let stats = ctx
-        .bounded(db.run_command(doc! { "collStats": &a.collection, "scale": 1, "maxTimeMS": max_time_ms }))
+    let stats =
+        ctx.bounded(db.run_command(
+            doc! { "collStats": &a.collection, "scale": 1, "maxTimeMS": max_time_ms },
+        ))
         .await?;
     let storage = number(&stats, "storageSize");
     let (size, units) = human(storage);
-    let summary = format!("{} uses {size:.2} {units} of storage.", ns(&a.database, &a.collection));
+    let summary = format!(
+        "{} uses {size:.2} {units} of storage.",
+        ns(&a.database, &a.collection)
+    );
     let structured = json!(CollectionStorageSizeOutput {
         database: a.database,
         collection: a.collection,

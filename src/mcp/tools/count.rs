@@ -35,7 +35,9 @@ pub async fn run(ctx: &ToolContext, a: CountArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
     let query = doc_arg(ctx, "query", a.query.as_ref())?.unwrap_or_default();
     let what = if query.is_empty() { "" } else { "matching " };
-    let count = ctx.bounded(coll.count_documents(query).max_time(ctx.max_time())).await?;
+    let count = ctx
+        .bounded(coll.count_documents(query).max_time(ctx.max_time()))
+        .await?;
     let summary = format!(
         "{} has {count} {what}document{}.",
         ns(&a.database, &a.collection),

@@ -30,7 +30,8 @@ pub struct CreateCollectionOutput {
 pub async fn run(ctx: &ToolContext, a: CreateCollectionArgs) -> Result<Output, ToolError> {
     ctx.collection(&a.database, &a.collection)?;
     let db = ctx.database(&a.database)?;
-    ctx.bounded_write(db.create_collection(&a.collection)).await?;
+    ctx.bounded_write(db.create_collection(&a.collection))
+        .await?;
     Ok(Output::plain(
         format!("Created collection {}.", ns(&a.database, &a.collection)),
         json!(CreateCollectionOutput {

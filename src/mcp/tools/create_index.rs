@@ -65,12 +65,21 @@ pub async fn run(ctx: &ToolContext, a: CreateIndexArgs) -> Result<Output, ToolEr
         }
     };
     if keys.is_empty() {
-        return Err(ToolError::BadArgument("keys: at least one field is needed".into()));
+        return Err(ToolError::BadArgument(
+            "keys: at least one field is needed".into(),
+        ));
     }
-    let options = IndexOptions::builder().name(a.name.clone()).unique(a.unique).build();
+    let options = IndexOptions::builder()
+        .name(a.name.clone())
+        .unique(a.unique)
+        .build();
     let model = IndexModel::builder().keys(keys).options(options).build();
     let created = ctx.bounded_write(coll.create_index(model)).await?;
-    let summary = format!("Created index {} on {}.", created.index_name, ns(&a.database, &a.collection));
+    let summary = format!(
+        "Created index {} on {}.",
+        created.index_name,
+        ns(&a.database, &a.collection)
+    );
     Ok(Output::plain(
         summary,
         json!(CreateIndexOutput {

@@ -34,7 +34,11 @@ pub struct DeleteManyOutput {
     pub deleted_count: u64,
 }
 
-pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: DeleteManyArgs) -> Result<Output, ToolError> {
+pub async fn run(
+    ctx: &ToolContext,
+    confirmer: &impl Confirmer,
+    a: DeleteManyArgs,
+) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
     let filter = doc_arg(ctx, "filter", a.filter.as_ref())?.unwrap_or_default();
     let namespace = ns(&a.database, &a.collection);
@@ -43,7 +47,10 @@ pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: DeleteManyArg
             format!("Delete EVERY document in {namespace}?")
         } else {
             let matching = ctx
-                .bounded(coll.count_documents(filter.clone()).max_time(ctx.max_time()))
+                .bounded(
+                    coll.count_documents(filter.clone())
+                        .max_time(ctx.max_time()),
+                )
                 .await?;
             format!(
                 "Delete {} matching {} in {namespace}?",

@@ -43,15 +43,27 @@ pub struct DistinctOutput {
 pub async fn run(ctx: &ToolContext, a: DistinctArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
     if a.field.is_empty() || a.field.starts_with('$') {
-        return Err(ToolError::BadArgument("field: must be a field path such as \"status\"".into()));
+        return Err(ToolError::BadArgument(
+            "field: must be a field path such as \"status\"".into(),
+        ));
     }
     let query = doc_arg(ctx, "query", a.query.as_ref())?.unwrap_or_default();
-    let values = ctx.bounded(coll.distinct(&a.field, query).max_time(ctx.max_time())).await?;
+    let values = ctx
+        .bounded(coll.distinct(&a.field, query).max_time(ctx.max_time()))
+        .await?;
     let total = values.len();
     let max = ctx.guard.max_documents() as usize;
     let truncated = total > max;
-    let values: Vec<Value> = values.into_iter().take(max).map(ejson::relaxed_value).collect();
-    let note = if truncated { format!(" (showing the first {max}: mcp.max_documents)") } else { String::new() };
+    let values: Vec<Value> = values
+        .into_iter()
+        .take(max)
+        .map(ejson::relaxed_value)
+        .collect();
+    let note = if truncated {
+        format!(" (showing the first {max}: mcp.max_documents)")
+    } else {
+        String::new()
+    };
     let summary = format!(
         "Field `{}` has {} in {}{note}.",
         a.field,

@@ -28,11 +28,18 @@ pub struct DropCollectionOutput {
     pub dropped: bool,
 }
 
-pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: DropCollectionArgs) -> Result<Output, ToolError> {
+pub async fn run(
+    ctx: &ToolContext,
+    confirmer: &impl Confirmer,
+    a: DropCollectionArgs,
+) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
     let namespace = ns(&a.database, &a.collection);
-    ctx.confirm(confirmer, format!("Drop collection {namespace} and all its documents?"))
-        .await?;
+    ctx.confirm(
+        confirmer,
+        format!("Drop collection {namespace} and all its documents?"),
+    )
+    .await?;
     ctx.bounded_write(coll.drop()).await?;
     Ok(Output::plain(
         format!("Dropped collection {namespace}."),

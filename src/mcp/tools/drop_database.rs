@@ -25,10 +25,17 @@ pub struct DropDatabaseOutput {
     pub dropped: bool,
 }
 
-pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: DropDatabaseArgs) -> Result<Output, ToolError> {
+pub async fn run(
+    ctx: &ToolContext,
+    confirmer: &impl Confirmer,
+    a: DropDatabaseArgs,
+) -> Result<Output, ToolError> {
     let db = ctx.database(&a.database)?;
-    ctx.confirm(confirmer, format!("Drop database {} with ALL its collections?", a.database))
-        .await?;
+    ctx.confirm(
+        confirmer,
+        format!("Drop database {} with ALL its collections?", a.database),
+    )
+    .await?;
     ctx.bounded_write(db.drop()).await?;
     Ok(Output::plain(
         format!("Dropped database {}.", a.database),

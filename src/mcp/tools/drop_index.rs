@@ -31,14 +31,23 @@ pub struct DropIndexOutput {
     pub dropped: bool,
 }
 
-pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: DropIndexArgs) -> Result<Output, ToolError> {
+pub async fn run(
+    ctx: &ToolContext,
+    confirmer: &impl Confirmer,
+    a: DropIndexArgs,
+) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
     if a.index_name.is_empty() || a.index_name == "*" {
-        return Err(ToolError::BadArgument("indexName: name one index (\"*\" is not accepted)".into()));
+        return Err(ToolError::BadArgument(
+            "indexName: name one index (\"*\" is not accepted)".into(),
+        ));
     }
     let namespace = ns(&a.database, &a.collection);
-    ctx.confirm(confirmer, format!("Drop index {} of {namespace}?", a.index_name))
-        .await?;
+    ctx.confirm(
+        confirmer,
+        format!("Drop index {} of {namespace}?", a.index_name),
+    )
+    .await?;
     ctx.bounded_write(coll.drop_index(&a.index_name)).await?;
     Ok(Output::plain(
         format!("Dropped index {} of {namespace}.", a.index_name),

@@ -77,7 +77,10 @@ pub async fn run(ctx: &ToolContext, a: ExplainArgs) -> Result<Output, ToolError>
         MethodArg::One(m) => m,
         MethodArg::Many(mut ms) if ms.len() == 1 => ms.remove(0),
         MethodArg::Many(ms) => {
-            return Err(ToolError::BadArgument(format!("method: expected one operation, got {}", ms.len())));
+            return Err(ToolError::BadArgument(format!(
+                "method: expected one operation, got {}",
+                ms.len()
+            )));
         }
     };
     let args = Value::Object(method.arguments);
@@ -93,7 +96,9 @@ pub async fn run(ctx: &ToolContext, a: ExplainArgs) -> Result<Output, ToolError>
             for key in ["limit", "skip"] {
                 if let Some(v) = args.get(key) {
                     let n = v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
-                        ToolError::BadArgument(format!("method.arguments.{key}: must be a non-negative integer"))
+                        ToolError::BadArgument(format!(
+                            "method.arguments.{key}: must be a non-negative integer"
+                        ))
                     })?;
                     cmd.insert(key, n);
                 }
@@ -101,7 +106,8 @@ pub async fn run(ctx: &ToolContext, a: ExplainArgs) -> Result<Output, ToolError>
             cmd
         }
         MethodName::Aggregate => {
-            let pipeline = ejson::to_documents("pipeline", args.get("pipeline").unwrap_or(&Value::Null))?;
+            let pipeline =
+                ejson::to_documents("pipeline", args.get("pipeline").unwrap_or(&Value::Null))?;
             ctx.guard.pipeline(&a.database, &pipeline)?;
             let stages: Vec<Bson> = pipeline.into_iter().map(Bson::Document).collect();
             doc! { "aggregate": &a.collection, "pipeline": stages, "cursor": {}, "maxTimeMS": max_time_ms }
@@ -112,9 +118,13 @@ pub async fn run(ctx: &ToolContext, a: ExplainArgs) -> Result<Output, ToolError>
         }
     };
     let verbosity = a.verbosity.unwrap_or_default();
-    let verbosity_name = serde_json::to_value(verbosity).ok().and_then(|v| v.as_str().map(String::from));
+    let verbosity_name = serde_json::to_value(verbosity)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from));
     let mut result: Document = ctx
-        .bounded(db.run_command(doc! { "explain": command, "verbosity": verbosity_name.unwrap_or_default() }))
+        .bounded(db.run_command(
+            doc! { "explain": command, "verbosity": verbosity_name.unwrap_or_default() },
+        ))
         .await?;
     for noise in ["ok", "$clusterTime", "operationTime"] {
         result.remove(noise);
@@ -124,7 +134,10 @@ pub async fn run(ctx: &ToolContext, a: ExplainArgs) -> Result<Output, ToolError>
         MethodName::Aggregate => "aggregate",
         MethodName::Count => "count",
     };
-    let summary = format!("Query plan of a {name} on {}.", ns(&a.database, &a.collection));
+    let summary = format!(
+        "Query plan of a {name} on {}.",
+        ns(&a.database, &a.collection)
+    );
     let structured = json!(ExplainOutput {
         database: a.database,
         collection: a.collection,

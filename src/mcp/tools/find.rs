@@ -5,7 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{AppliedLimits, ToolContext, ToolError, doc_arg, ns, plural, relaxed_all, response_bytes};
+use super::{
+    AppliedLimits, ToolContext, ToolError, doc_arg, ns, plural, relaxed_all, response_bytes,
+};
 use crate::mcp::render::Output;
 use crate::mongo::collect::collect;
 
@@ -58,7 +60,10 @@ pub async fn run(ctx: &ToolContext, a: FindArgs) -> Result<Output, ToolError> {
     let filter = doc_arg(ctx, "filter", a.filter.as_ref())?.unwrap_or_default();
     let projection = doc_arg(ctx, "projection", a.projection.as_ref())?;
     let sort = doc_arg(ctx, "sort", a.sort.as_ref())?;
-    let limits = ctx.guard.read_limits(a.limit).map_err(ToolError::BadArgument)?;
+    let limits = ctx
+        .guard
+        .read_limits(a.limit)
+        .map_err(ToolError::BadArgument)?;
     let max_bytes = response_bytes(ctx, a.response_bytes_limit);
     let mut find = coll
         .find(filter)
@@ -71,7 +76,11 @@ pub async fn run(ctx: &ToolContext, a: FindArgs) -> Result<Output, ToolError> {
         find = find.sort(s);
     }
     match a.skip {
-        Some(n) if n < 0 => return Err(ToolError::BadArgument(format!("skip: must not be negative, got {n}"))),
+        Some(n) if n < 0 => {
+            return Err(ToolError::BadArgument(format!(
+                "skip: must not be negative, got {n}"
+            )));
+        }
         Some(n) => find = find.skip(n as u64),
         None => {}
     }

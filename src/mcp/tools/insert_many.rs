@@ -37,12 +37,17 @@ pub async fn run(ctx: &ToolContext, a: InsertManyArgs) -> Result<Output, ToolErr
     let coll = ctx.collection(&a.database, &a.collection)?;
     let docs = ejson::to_documents("documents", &a.documents)?;
     if docs.is_empty() {
-        return Err(ToolError::BadArgument("documents: the array is empty".into()));
+        return Err(ToolError::BadArgument(
+            "documents: the array is empty".into(),
+        ));
     }
     let result = ctx.bounded_write(coll.insert_many(docs)).await?;
     let mut ids: Vec<(usize, mongodb::bson::Bson)> = result.inserted_ids.into_iter().collect();
     ids.sort_by_key(|(i, _)| *i);
-    let inserted_ids: Vec<Value> = ids.into_iter().map(|(_, id)| ejson::relaxed_value(id)).collect();
+    let inserted_ids: Vec<Value> = ids
+        .into_iter()
+        .map(|(_, id)| ejson::relaxed_value(id))
+        .collect();
     let summary = format!(
         "Inserted {} into {}.",
         plural(inserted_ids.len(), "document", "documents"),

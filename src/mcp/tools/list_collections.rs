@@ -38,7 +38,8 @@ pub struct ListCollectionsOutput {
 pub async fn run(ctx: &ToolContext, a: ListCollectionsArgs) -> Result<Output, ToolError> {
     let db = ctx.database(&a.database)?;
     let cursor = ctx.bounded(db.list_collections()).await?;
-    let specs: Vec<mongodb::results::CollectionSpecification> = ctx.bounded(cursor.try_collect()).await?;
+    let specs: Vec<mongodb::results::CollectionSpecification> =
+        ctx.bounded(cursor.try_collect()).await?;
     let mut collections: Vec<CollectionEntry> = specs
         .into_iter()
         .filter(|spec| ctx.guard.collection(&a.database, &spec.name).is_ok())

@@ -49,7 +49,10 @@ pub async fn run(ctx: &ToolContext, _a: ListDatabasesArgs) -> Result<Output, Too
     } else {
         String::new()
     };
-    let summary = format!("Found {}{hidden}.", plural(databases.len(), "database", "databases"));
+    let summary = format!(
+        "Found {}{hidden}.",
+        plural(databases.len(), "database", "databases")
+    );
     let total_count = databases.len();
     let structured = json!(ListDatabasesOutput {
         databases,

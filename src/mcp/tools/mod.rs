@@ -88,9 +88,10 @@ impl ToolError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Unavailable(_) => ErrorClass::MongoUnreachable,
-            Self::Rejected(_) | Self::BadArgument(_) | Self::NotConfirmed(_) | Self::InputRequired(_) => {
-                ErrorClass::QueryRejected
-            }
+            Self::Rejected(_)
+            | Self::BadArgument(_)
+            | Self::NotConfirmed(_)
+            | Self::InputRequired(_) => ErrorClass::QueryRejected,
             Self::Mongo(e) => e.class(),
             Self::AmbiguousWrite(_) => ErrorClass::QueryFailed,
         }
@@ -101,7 +102,9 @@ impl ToolError {
     pub fn from_write(e: mongodb::error::Error) -> Self {
         use mongodb::error::ErrorKind;
         match *e.kind {
-            ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => Self::AmbiguousWrite(e.to_string()),
+            ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
+                Self::AmbiguousWrite(e.to_string())
+            }
             _ => Self::Mongo(MongoError::from(e)),
         }
     }
@@ -132,7 +135,10 @@ impl ToolContext {
     }
 
     /// Runs a driver operation with a hard deadline a little above `maxTimeMS`, so no call can hang.
-    pub async fn bounded<T>(&self, fut: impl IntoFuture<Output = mongodb::error::Result<T>>) -> Result<T, ToolError> {
+    pub async fn bounded<T>(
+        &self,
+        fut: impl IntoFuture<Output = mongodb::error::Result<T>>,
+    ) -> Result<T, ToolError> {
         let limit = self.max_time() + Duration::from_secs(2);
         match tokio::time::timeout(limit, fut.into_future()).await {
             Ok(result) => result.map_err(|e| ToolError::Mongo(e.into())),
@@ -151,7 +157,10 @@ impl ToolContext {
         let limit = self.max_time() + Duration::from_secs(2);
         match tokio::time::timeout(limit, fut.into_future()).await {
             Ok(result) => result.map_err(ToolError::from_write),
-            Err(_) => Err(ToolError::AmbiguousWrite(format!("no answer within {} ms", limit.as_millis()))),
+            Err(_) => Err(ToolError::AmbiguousWrite(format!(
+                "no answer within {} ms",
+                limit.as_millis()
+            ))),
         }
     }
 
@@ -159,7 +168,11 @@ impl ToolContext {
     ///
     /// # Errors
     /// [`ToolError::NotConfirmed`] when the user declines or cannot be asked; the message says how to allow it.
-    pub async fn confirm(&self, confirmer: &impl Confirmer, question: String) -> Result<(), ToolError> {
+    pub async fn confirm(
+        &self,
+        confirmer: &impl Confirmer,
+        question: String,
+    ) -> Result<(), ToolError> {
         if !self.confirm_destructive {
             return Ok(());
         }
@@ -180,7 +193,11 @@ impl ToolContext {
 }
 
 /// An optional document argument, converted from EJSON and checked for server-side JavaScript.
-pub fn doc_arg(ctx: &ToolContext, name: &str, value: Option<&Value>) -> Result<Option<Document>, ToolError> {
+pub fn doc_arg(
+    ctx: &ToolContext,
+    name: &str,
+    value: Option<&Value>,
+) -> Result<Option<Document>, ToolError> {
     let Some(value) = value else { return Ok(None) };
     let doc = ejson::to_document(name, value)?;
     ctx.guard.query(name, &doc)?;
@@ -194,7 +211,11 @@ pub fn ns(db: &str, coll: &str) -> String {
 
 /// "1 document" / "3 documents".
 pub fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 /// The limits a read applied, as reported in `appliedLimits`.
@@ -230,7 +251,10 @@ impl AppliedLimits {
     pub fn note(&self, returned: usize) -> String {
         let mut notes = Vec::new();
         if self.limit_capped_by_max_documents {
-            notes.push(format!("limit lowered to mcp.max_documents = {}", self.limit));
+            notes.push(format!(
+                "limit lowered to mcp.max_documents = {}",
+                self.limit
+            ));
         } else if returned as u64 == self.limit {
             notes.push(format!("limit {} applied", self.limit));
         }
@@ -239,10 +263,17 @@ impl AppliedLimits {
                 "truncated at {} bytes: more documents matched",
                 self.max_bytes
             )),
-            Some(_) => notes.push(format!("truncated at {} documents: more matched", self.limit)),
+            Some(_) => notes.push(format!(
+                "truncated at {} documents: more matched",
+                self.limit
+            )),
             None => {}
         }
-        if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) }
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        }
     }
 }
 

@@ -36,15 +36,22 @@ pub struct RenameCollectionOutput {
     pub renamed: bool,
 }
 
-pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: RenameCollectionArgs) -> Result<Output, ToolError> {
+pub async fn run(
+    ctx: &ToolContext,
+    confirmer: &impl Confirmer,
+    a: RenameCollectionArgs,
+) -> Result<Output, ToolError> {
     ctx.collection(&a.database, &a.collection)?;
     ctx.collection(&a.database, &a.new_name)?;
     let from = ns(&a.database, &a.collection);
     let to = ns(&a.database, &a.new_name);
     let drop_target = a.drop_target.unwrap_or(false);
     if drop_target {
-        ctx.confirm(confirmer, format!("Rename {from} to {to}, DROPPING {to} if it exists?"))
-            .await?;
+        ctx.confirm(
+            confirmer,
+            format!("Rename {from} to {to}, DROPPING {to} if it exists?"),
+        )
+        .await?;
     }
     let admin = ctx.mongo.client().database("admin");
     let command = doc! { "renameCollection": &from, "to": &to, "dropTarget": drop_target };

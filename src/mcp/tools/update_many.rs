@@ -46,7 +46,11 @@ pub struct UpdateManyOutput {
     pub upserted_id: Option<Value>,
 }
 
-pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: UpdateManyArgs) -> Result<Output, ToolError> {
+pub async fn run(
+    ctx: &ToolContext,
+    confirmer: &impl Confirmer,
+    a: UpdateManyArgs,
+) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
     let filter: Document = doc_arg(ctx, "filter", a.filter.as_ref())?.unwrap_or_default();
     let update = match &a.update {
@@ -70,18 +74,28 @@ pub async fn run(ctx: &ToolContext, confirmer: &impl Confirmer, a: UpdateManyArg
     };
     let namespace = ns(&a.database, &a.collection);
     if filter.is_empty() {
-        ctx.confirm(confirmer, format!("Update EVERY document in {namespace} (no filter)?"))
-            .await?;
+        ctx.confirm(
+            confirmer,
+            format!("Update EVERY document in {namespace} (no filter)?"),
+        )
+        .await?;
     }
     let result = ctx
-        .bounded_write(coll.update_many(filter, update).upsert(a.upsert.unwrap_or(false)))
+        .bounded_write(
+            coll.update_many(filter, update)
+                .upsert(a.upsert.unwrap_or(false)),
+        )
         .await?;
     let upserted_id = result.upserted_id.map(ejson::relaxed_value);
     let summary = format!(
         "Matched {}, modified {} in {namespace}{}.",
         plural(result.matched_count as usize, "document", "documents"),
         result.modified_count,
-        if upserted_id.is_some() { ", upserted 1" } else { "" }
+        if upserted_id.is_some() {
+            ", upserted 1"
+        } else {
+            ""
+        }
     );
     Ok(Output::plain(
         summary,
