@@ -510,6 +510,7 @@ mod tests {
             "SSH tunnel reconnecting: attempt 2"
         );
         h.record(SSH_TUNNEL, Observation::Healthy(MS));
+        h.record(SSH_TUNNEL, Observation::Healthy(MS));
         assert_eq!(h.unavailable(), None);
     }
 
