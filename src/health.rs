@@ -505,6 +505,7 @@ mod tests {
             Box::new(|| "SSH tunnel reconnecting: attempt 2".into()),
         );
         h.record(MONGODB, Observation::Healthy(MS));
+        h.record(MONGODB, Observation::Healthy(MS));
         assert_eq!(
             h.unavailable().unwrap(),
             "SSH tunnel reconnecting: attempt 2"
