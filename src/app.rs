@@ -17,12 +17,17 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::Audit;
 use crate::config::{Config, ConfigError, Transport};
 use crate::error::ErrorClass;
 use crate::health::{self, Health, Probe};
+use crate::http::edge::Edge;
+use crate::http::rate::RateLimiter;
+use crate::http::tokens::Tokens;
 use crate::http::{self, HttpState, InFlight, McpSlot};
 use crate::mcp::NexusServer;
 use crate::mcp::guard::Guard;
@@ -34,6 +39,23 @@ use crate::tunnel::Tunnel;
 
 /// How long the HTTP server and the tunnel get to close after the drain.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How often the tokens file is checked for changes.
+const TOKENS_POLL: Duration = Duration::from_secs(2);
+
+/// Reloads the bearer tokens on SIGHUP.
+async fn reload_on_sighup(tokens: Arc<Tokens>, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; tokens are still reloaded when the file changes");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => tokens.reload_and_log("SIGHUP"),
+            () = stop.cancelled() => return,
+        }
+    }
+}
 
 /// Runs `serve` until `shutdown` resolves (or, with the stdio transport, until stdin closes).
 ///
@@ -49,6 +71,31 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     };
     let health = Health::new(checks, metrics.health.clone(), metrics.startup.clone());
     let stdio = config.server.transport == Transport::Stdio;
+    let tokens = Arc::new(match &config.server.auth_tokens_file {
+        Some(path) => Tokens::load(path).map_err(|e| ConfigError::Invalid {
+            key: "server.auth_tokens_file".into(),
+            reason: e.to_string(),
+        })?,
+        None => Tokens::none(),
+    });
+    let audit =
+        Arc::new(
+            Audit::open(&config.server.audit_log).map_err(|e| ConfigError::Invalid {
+                key: "server.audit_log".into(),
+                reason: e.to_string(),
+            })?,
+        );
+    let edge = Arc::new(Edge {
+        tokens: tokens.clone(),
+        allowed_hosts: config.server.allowed_hosts.clone(),
+        allowed_origins: config.server.allowed_origins.clone(),
+        rate: RateLimiter::new(config.server.rate_limit, config.server.rate_burst),
+        slots: Arc::new(Semaphore::new(config.server.max_in_flight)),
+        body_limit: config.server.body_limit.as_u64(),
+        timeout: config.server.request_timeout,
+        metrics_require_auth: config.server.metrics_require_auth,
+        rejected: metrics.http.rejected.clone(),
+    });
 
     // HTTP first, so the probes answer during startup. With stdio, probes are a bonus: a busy port only warns.
     let mcp_slot = McpSlot::default();
@@ -65,6 +112,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 metrics: metrics.clone(),
                 mcp: mcp_slot.clone(),
                 in_flight: in_flight.clone(),
+                edge: edge.clone(),
             });
             Some(tokio::spawn(http::serve(
                 listener,
@@ -87,6 +135,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
 
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
+    if tokens.enabled() {
+        tasks.spawn(tokens.clone().watch(TOKENS_POLL, stop.clone()));
+        tasks.spawn(reload_on_sighup(tokens.clone(), stop.clone()));
+    }
     let supervisor = Supervisor {
         config: &config,
         metrics: &metrics,
@@ -132,6 +184,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         metrics.mcp.clone(),
         status_source(&health, &metrics, tunnel.clone()),
         serde_json::to_value(&config).unwrap_or(Value::Null),
+        audit,
     );
     let tools = server.tool_names();
 
@@ -228,16 +281,24 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
 /// The Streamable HTTP service at `/mcp`: stateless for 2026-07-28 requests, sessions for legacy clients that
 /// send `initialize`.
 fn mcp_router(config: &Config, server: NexusServer, cancel: CancellationToken) -> axum::Router {
+    // The edge already enforces Host, Origin and the body limit with clear reasons; rmcp's own checks stay on
+    // as a second line with the same lists.
+    let mut rmcp_config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(true)
+        .with_json_response(true)
+        .with_allowed_hosts(config.server.allowed_hosts.clone())
+        .with_max_request_body_bytes(config.server.body_limit.as_u64() as usize)
+        .with_cancellation_token(cancel);
+    if config.server.allowed_hosts.iter().any(|h| h == "*") {
+        rmcp_config = rmcp_config.disable_allowed_hosts();
+    }
+    if !config.server.allowed_origins.iter().any(|o| o == "*") {
+        rmcp_config = rmcp_config.with_allowed_origins(config.server.allowed_origins.clone());
+    }
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default()
-            .with_legacy_session_mode(true)
-            .with_json_response(true)
-            .with_allowed_hosts(config.server.allowed_hosts.clone())
-            .with_allowed_origins(config.server.allowed_origins.clone())
-            .with_max_request_body_bytes(config.server.body_limit.as_u64() as usize)
-            .with_cancellation_token(cancel),
+        rmcp_config,
     );
     axum::Router::new().nest_service("/mcp", service)
 }

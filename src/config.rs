@@ -58,6 +58,8 @@ pub struct Sources {
     pub transport: Option<Transport>,
     /// `--listen` on the command line.
     pub listen: Option<String>,
+    /// `--insecure-no-auth` on the command line.
+    pub insecure_no_auth: bool,
 }
 
 impl Sources {
@@ -72,6 +74,7 @@ impl Sources {
             env: std::env::vars().collect(),
             transport,
             listen,
+            insecure_no_auth: false,
         }
     }
 }
@@ -158,12 +161,16 @@ struct RawServer {
     allowed_origins: Vec<String>,
     #[serde(default)]
     auth_tokens_file: Option<PathBuf>,
+    metrics_require_auth: bool,
     body_limit: ByteSize,
     max_in_flight: usize,
+    rate_limit: f64,
+    rate_burst: u32,
     #[serde(with = "humantime_serde")]
     request_timeout: Duration,
     #[serde(with = "humantime_serde")]
     shutdown_grace: Duration,
+    audit_log: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,12 +277,28 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub auth_tokens_file: Option<PathBuf>,
+    pub metrics_require_auth: bool,
     pub body_limit: ByteSize,
     pub max_in_flight: usize,
+    /// Requests per second per caller; 0 disables rate limiting.
+    pub rate_limit: f64,
+    pub rate_burst: u32,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    pub audit_log: AuditTarget,
+    /// `--insecure-no-auth`: serve a non-loopback address without tokens (warned at every start).
+    pub insecure_no_auth: bool,
+}
+
+/// Where audit lines go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditTarget {
+    Off,
+    Stderr,
+    File(PathBuf),
 }
 
 /// One SSH hop: the bastion or a jump host.
@@ -369,7 +392,7 @@ pub struct LogConfig {
 /// [`ConfigError`] naming the key or file at fault.
 pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
     let raw = layered(sources)?;
-    validate(raw)
+    validate(raw, sources.insecure_no_auth)
 }
 
 fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
@@ -510,8 +533,8 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().trim().to_string()
 }
 
-fn validate(raw: Raw) -> Result<Config, ConfigError> {
-    let server = validate_server(raw.server)?;
+fn validate(raw: Raw, insecure_no_auth: bool) -> Result<Config, ConfigError> {
+    let server = validate_server(raw.server, insecure_no_auth)?;
     let mongo = validate_mongo(raw.mongo)?;
     let tunnel = if raw.ssh.enabled {
         Some(validate_tunnel(raw.ssh, raw.tunnel, &mongo.uri)?)
@@ -529,7 +552,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
     })
 }
 
-fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
+fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfig, ConfigError> {
     let listen = parse_socket_addr("server.listen", &raw.listen)?;
     positive("server.max_in_flight", raw.max_in_flight)?;
     nonzero_duration("server.request_timeout", raw.request_timeout)?;
@@ -542,16 +565,55 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
     if let Some(path) = &raw.auth_tokens_file {
         readable("server.auth_tokens_file", path)?;
     }
+    if !raw.rate_limit.is_finite() || raw.rate_limit < 0.0 {
+        return Err(ConfigError::invalid(
+            "server.rate_limit",
+            "must be a number >= 0 (0 = off)",
+        ));
+    }
+    if raw.rate_limit > 0.0 && raw.rate_burst == 0 {
+        return Err(ConfigError::invalid(
+            "server.rate_burst",
+            "must be at least 1 when server.rate_limit is on",
+        ));
+    }
+    let audit_log = match raw.audit_log.as_str() {
+        "off" => AuditTarget::Off,
+        "stderr" => AuditTarget::Stderr,
+        "" => {
+            return Err(ConfigError::invalid(
+                "server.audit_log",
+                "use \"stderr\", \"off\" or a file path",
+            ));
+        }
+        path => AuditTarget::File(expand_home(Path::new(path))),
+    };
+    let listen_is_loopback = listen.ip().is_loopback();
+    if !listen_is_loopback && raw.auth_tokens_file.is_none() && !insecure_no_auth {
+        return Err(ConfigError::invalid(
+            "server.auth_tokens_file",
+            format!(
+                "server.listen {listen} is reachable from other hosts, but no bearer tokens are configured: set \
+                 server.auth_tokens_file (lines of `name:token`), listen on 127.0.0.1, or pass --insecure-no-auth \
+                 to serve without authentication"
+            ),
+        ));
+    }
     Ok(ServerConfig {
         listen,
         transport: raw.transport,
         allowed_hosts: raw.allowed_hosts,
         allowed_origins: raw.allowed_origins,
         auth_tokens_file: raw.auth_tokens_file,
+        metrics_require_auth: raw.metrics_require_auth,
         body_limit: raw.body_limit,
         max_in_flight: raw.max_in_flight,
+        rate_limit: raw.rate_limit,
+        rate_burst: raw.rate_burst,
         request_timeout: raw.request_timeout,
         shutdown_grace: raw.shutdown_grace,
+        audit_log,
+        insecure_no_auth,
     })
 }
 
@@ -1031,6 +1093,18 @@ mod tests {
             ],
         );
         assert!(e.starts_with("ssh.password: set both"), "{e}");
+    }
+
+    #[test]
+    fn public_listen_needs_tokens_or_an_explicit_opt_out() {
+        let (_d, mut s) = sources(MINIMAL, &[("NEXUS_SERVER__LISTEN", "0.0.0.0:3000")]);
+        let e = load(&s).unwrap_err().to_string();
+        assert!(
+            e.starts_with("server.auth_tokens_file: server.listen 0.0.0.0:3000 is reachable"),
+            "{e}"
+        );
+        s.insecure_no_auth = true;
+        assert!(load(&s).unwrap().server.insecure_no_auth);
     }
 
     #[test]

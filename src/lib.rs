@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
 pub mod backoff;
 pub mod config;
 pub mod error;

@@ -67,6 +67,9 @@ struct ServeArgs {
     /// HTTP listen address (IP:PORT) for /mcp and the probes.
     #[arg(long)]
     listen: Option<String>,
+    /// Serve a non-loopback address without bearer tokens (anyone who reaches the port can query the database).
+    #[arg(long)]
+    insecure_no_auth: bool,
 }
 
 fn main() -> ExitCode {
@@ -83,14 +86,20 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => {
-            let Some(config) = load(Sources::from_process(
-                args.config.config,
-                args.transport,
-                args.listen,
-            )) else {
+            let mut sources =
+                Sources::from_process(args.config.config, args.transport, args.listen);
+            sources.insecure_no_auth = args.insecure_no_auth;
+            let Some(config) = load(sources) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
             init_logging(&config.log);
+            if config.server.insecure_no_auth && !config.server.listen.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %config.server.listen,
+                    "INSECURE: --insecure-no-auth: /mcp accepts unauthenticated requests from any host that reaches \
+                     this port"
+                );
+            }
             runtime.block_on(serve(config))
         }
         Command::Check(args) => {

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub tunnel: TunnelMetrics,
     pub mongo: MongoMetrics,
     pub mcp: McpMetrics,
+    pub http: HttpMetrics,
 }
 
 impl Metrics {
@@ -57,6 +58,7 @@ impl Metrics {
             tunnel: TunnelMetrics::register(&registry),
             mongo: MongoMetrics::register(&registry),
             mcp: McpMetrics::register(&registry),
+            http: HttpMetrics::register(&registry),
             registry,
         }
     }
@@ -340,6 +342,33 @@ impl McpMetrics {
     }
 }
 
+/// The HTTP edge.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    /// `nexus_http_rejected_total{reason}`: requests refused before reaching the MCP server.
+    pub rejected: IntCounterVec,
+}
+
+/// Why the edge refuses a request.
+pub const REJECT_REASONS: [&str; 7] =
+    ["auth", "host", "origin", "limit", "rate", "body", "timeout"];
+
+impl HttpMetrics {
+    fn register(r: &Registry) -> Self {
+        let rejected = counter_vec(
+            r,
+            "http_rejected_total",
+            "HTTP requests refused at the edge: reason=auth (401), host or origin (403), limit (503, max_in_flight), \
+             rate (429), body (413), timeout (504).",
+            &["reason"],
+        );
+        for reason in REJECT_REASONS {
+            rejected.with_label_values(&[reason]);
+        }
+        Self { rejected }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +394,7 @@ mod tests {
             "nexus_mcp_requests_total",
             "nexus_mcp_request_duration_seconds",
             "nexus_mcp_in_flight",
+            "nexus_http_rejected_total",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

@@ -24,8 +24,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use tracing::Instrument as _;
+
 use super::render::Output;
 use super::tools::{self, Confirmation, Confirmer, ToolContext, ToolError};
+use crate::audit::{self, Audit, AuditRecord, RequestMeta};
 use crate::health::Health;
 use crate::metrics::McpMetrics;
 
@@ -49,6 +52,7 @@ pub struct NexusServer {
     status: ResourceSource,
     /// The effective configuration, secrets redacted.
     config: Arc<Value>,
+    audit: Arc<Audit>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -67,6 +71,7 @@ impl NexusServer {
         metrics: McpMetrics,
         status: ResourceSource,
         config: Value,
+        audit: Arc<Audit>,
     ) -> Self {
         let mut tool_router = Self::read_tools();
         if !ctx.guard.read_only() {
@@ -78,6 +83,7 @@ impl NexusServer {
             metrics,
             status,
             config: Arc::new(config),
+            audit,
             tool_router,
         }
     }
@@ -685,6 +691,75 @@ impl Drop for Timed<'_> {
     }
 }
 
+/// The caller and request id the HTTP edge attached, or a stdio caller.
+fn request_meta(context: &RequestContext<RoleServer>) -> RequestMeta {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<RequestMeta>())
+        .cloned()
+        .unwrap_or_else(|| RequestMeta {
+            id: RequestMeta::new_id(),
+            caller: "stdio".into(),
+        })
+}
+
+/// The audit line of one call, from its response: outcome, error class, documents and bytes returned.
+fn audit_record(
+    meta: RequestMeta,
+    tool: String,
+    database: Option<String>,
+    collection: Option<String>,
+    arguments: Value,
+    took: Duration,
+    response: &Result<CallToolResponse, ErrorData>,
+) -> AuditRecord {
+    let (outcome, error_class, documents, bytes) = match response {
+        Ok(CallToolResponse::Complete(r)) => {
+            let structured = r.structured_content.as_ref();
+            let class = structured
+                .and_then(|s| s.pointer("/error/class"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let outcome = match (r.is_error == Some(true), class.as_deref()) {
+                (false, _) => "ok",
+                (true, Some("QUERY_REJECTED")) => "rejected",
+                (true, Some("MONGO_UNREACHABLE" | "SSH_UNREACHABLE")) => "unavailable",
+                (true, _) => "error",
+            };
+            let documents = structured
+                .and_then(|s| s.get("count").or_else(|| s.get("total")))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let bytes = r
+                .content
+                .iter()
+                .filter_map(|c| c.as_text())
+                .map(|t| t.text.len() as u64)
+                .sum();
+            (outcome, class, documents, bytes)
+        }
+        Ok(_) => ("input_required", None, 0, 0),
+        Err(e) => ("error", Some(format!("JSONRPC_{}", e.code.0)), 0, 0),
+    };
+    AuditRecord {
+        timestamp: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        request_id: meta.id,
+        caller: meta.caller,
+        tool,
+        database,
+        collection,
+        outcome: outcome.into(),
+        error_class,
+        duration_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
+        documents,
+        bytes,
+        arguments,
+    }
+}
+
 const STATUS_URI: &str = "nexus://status";
 const CONFIG_URI: &str = "nexus://config";
 
@@ -730,9 +805,39 @@ impl ServerHandler for NexusServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let _timed = Timed::start(&self.metrics, "tools/call");
-        self.tool_router
+        let meta = request_meta(&context);
+        let started = Instant::now();
+        let tool = request.name.to_string();
+        let arguments = request
+            .arguments
+            .as_ref()
+            .map(|a| audit::shape(&Value::Object(a.clone())));
+        let field = |key: &str| {
+            request
+                .arguments
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let (database, collection) = (field("database"), field("collection"));
+        let span =
+            tracing::info_span!("tool", request_id = %meta.id, caller = %meta.caller, tool = %tool);
+        let response = self
+            .tool_router
             .call(ToolCallContext::new(self, request, context))
-            .await
+            .instrument(span)
+            .await;
+        self.audit.record(&audit_record(
+            meta,
+            tool,
+            database,
+            collection,
+            arguments.unwrap_or(Value::Null),
+            started.elapsed(),
+            &response,
+        ));
+        response
     }
 
     async fn list_resources(

@@ -7,8 +7,13 @@
 //! - `/mcp` — MCP Streamable HTTP, mounted when the mcp stage completes; 503 with `Retry-After` before that and
 //!   while draining. In-flight `/mcp` requests are counted so shutdown can drain them.
 //!
-//! Probe bodies are JSON (see `health`); they never carry secrets.
+//! Probe bodies are JSON (see `health`); they never carry secrets. `edge` guards `/mcp` and `/metrics`.
 
+pub mod edge;
+pub mod rate;
+pub mod tokens;
+
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -16,6 +21,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tokio::net::TcpListener;
@@ -86,17 +92,21 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     pub mcp: McpSlot,
     pub in_flight: Arc<InFlight>,
+    pub edge: Arc<edge::Edge>,
 }
 
 /// The router of every endpoint.
 pub fn router(state: HttpState) -> Router {
+    let guard_mcp = from_fn_with_state(state.edge.clone(), edge::guard_mcp);
+    let guard_metrics = from_fn_with_state(state.edge.clone(), edge::guard_metrics);
     Router::new()
         .route("/health", get(liveness))
         .route("/ready", get(readiness))
         .route("/startup", get(startup))
-        .route("/metrics", get(metrics))
-        .route("/mcp", any(mcp))
-        .route("/mcp/{*rest}", any(mcp))
+        .route("/metrics", get(metrics).layer(guard_metrics))
+        .route("/mcp", any(mcp).layer(guard_mcp.clone()))
+        .route("/mcp/{*rest}", any(mcp).layer(guard_mcp))
+        .layer(from_fn(edge::stamp))
         .with_state(state)
 }
 
@@ -109,9 +119,12 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }
 
 async fn liveness(State(s): State<HttpState>) -> Response {

@@ -1,0 +1,320 @@
+//! The edge in front of `/mcp` (and `/metrics`): request ids, security headers, Host and Origin checks (DNS
+//! rebinding), bearer-token authentication, per-caller rate limiting, a global in-flight cap, the body limit and
+//! the request timeout. Every refusal is counted in `nexus_http_rejected_total{reason}` and answered with a JSON
+//! body that says why.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::IntCounterVec;
+use tokio::sync::Semaphore;
+
+use super::rate::RateLimiter;
+use super::tokens::Tokens;
+use crate::audit::RequestMeta;
+
+/// Request ids longer than this, or with other characters than `[A-Za-z0-9._:-]`, are replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The edge's settings and state.
+pub struct Edge {
+    pub tokens: Arc<Tokens>,
+    /// Host header allowlist (`host` or `host:port`; `*` disables the check).
+    pub allowed_hosts: Vec<String>,
+    /// Origins allowed to call (`scheme://host[:port]`); a request with any other Origin is refused.
+    pub allowed_origins: Vec<String>,
+    pub rate: RateLimiter,
+    /// Permits for concurrent `/mcp` requests (`server.max_in_flight`).
+    pub slots: Arc<Semaphore>,
+    pub body_limit: u64,
+    pub timeout: Duration,
+    pub metrics_require_auth: bool,
+    /// `nexus_http_rejected_total{reason}`.
+    pub rejected: IntCounterVec,
+}
+
+/// The request id of a request, for handlers and logs.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// Every response: echo (or assign) `X-Request-Id`; `nosniff`; `no-store`.
+pub async fn stamp(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_request_id(v))
+        .map_or_else(RequestMeta::new_id, str::to_string);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert("x-request-id", v);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn valid_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
+}
+
+/// `/mcp`: every check, then the handler under the timeout.
+pub async fn guard_mcp(
+    State(edge): State<Arc<Edge>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Err(why) = check_host(&edge.allowed_hosts, &request) {
+        return edge.reject("host", StatusCode::FORBIDDEN, &why);
+    }
+    if let Err(why) = check_origin(&edge.allowed_origins, request.headers()) {
+        return edge.reject("origin", StatusCode::FORBIDDEN, &why);
+    }
+    let caller = match edge.authenticate(request.headers(), peer) {
+        Ok(caller) => caller,
+        Err(why) => return edge.unauthorized(why),
+    };
+    if let Err(wait) = edge.rate.check(&caller) {
+        let mut r = edge.reject(
+            "rate",
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded for this caller",
+        );
+        retry_after(&mut r, wait);
+        return r;
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > edge.body_limit) {
+        let why = format!(
+            "request body larger than server.body_limit ({} bytes)",
+            edge.body_limit
+        );
+        return edge.reject("body", StatusCode::PAYLOAD_TOO_LARGE, &why);
+    }
+    let Ok(_permit) = edge.slots.clone().try_acquire_owned() else {
+        let mut r = edge.reject(
+            "limit",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests in flight",
+        );
+        retry_after(&mut r, Duration::from_secs(1));
+        return r;
+    };
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(RequestMeta::new_id, |r| r.0.clone());
+    request.extensions_mut().insert(RequestMeta { id, caller });
+    match tokio::time::timeout(edge.timeout, next.run(request)).await {
+        Ok(response) => {
+            if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                edge.rejected.with_label_values(&["body"]).inc();
+            }
+            response
+        }
+        Err(_) => {
+            let why = format!(
+                "no answer within server.request_timeout ({} ms); a write may or may not have been applied",
+                edge.timeout.as_millis()
+            );
+            edge.reject("timeout", StatusCode::GATEWAY_TIMEOUT, &why)
+        }
+    }
+}
+
+/// `/metrics`: open on loopback; elsewhere it needs a token when tokens are configured and required.
+pub async fn guard_metrics(
+    State(edge): State<Arc<Edge>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if edge.metrics_require_auth
+        && !peer.ip().is_loopback()
+        && let Err(why) = edge.authenticate(request.headers(), peer)
+    {
+        return edge.unauthorized(why);
+    }
+    next.run(request).await
+}
+
+impl Edge {
+    fn reject(&self, reason: &str, status: StatusCode, why: &str) -> Response {
+        self.rejected.with_label_values(&[reason]).inc();
+        tracing::debug!(
+            reason,
+            status = status.as_u16(),
+            why,
+            "http request rejected"
+        );
+        (
+            status,
+            axum::Json(serde_json::json!({ "error": why, "reason": reason })),
+        )
+            .into_response()
+    }
+
+    /// The caller's identity: the token's name, or `anonymous@<ip>` when authentication is off.
+    fn authenticate(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<String, &'static str> {
+        if !self.tokens.enabled() {
+            return Ok(format!("anonymous@{}", peer.ip()));
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let Some(token) = presented else {
+            return Err("missing bearer token (Authorization: Bearer <token>)");
+        };
+        self.tokens.identify(token).ok_or("invalid bearer token")
+    }
+
+    fn unauthorized(&self, why: &str) -> Response {
+        let mut r = self.reject("auth", StatusCode::UNAUTHORIZED, why);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"nexus-mcp\""),
+        );
+        r
+    }
+}
+
+fn retry_after(response: &mut Response, wait: Duration) {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+}
+
+/// The Host header (or the URI authority, for HTTP/2) must be listed.
+fn check_host(allowed: &[String], request: &Request) -> Result<(), String> {
+    if allowed.iter().any(|h| h == "*") {
+        return Ok(());
+    }
+    let authority = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .ok_or("missing Host header")?;
+    let authority = authority.to_ascii_lowercase();
+    let host = host_of(&authority);
+    if allowed.iter().map(|a| a.to_ascii_lowercase()).any(|a| {
+        a == authority
+            || host_of(&a) == host && !a.contains(':')
+            || a.trim_matches(['[', ']']) == host
+    }) {
+        Ok(())
+    } else {
+        Err(format!("Host `{authority}` is not in server.allowed_hosts"))
+    }
+}
+
+/// `example.com:3000` → `example.com`; `[::1]:3000` → `::1`.
+fn host_of(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match authority.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.contains(':') => h,
+        _ => authority,
+    }
+}
+
+/// Requests carrying an Origin header (browsers) must come from a listed origin.
+fn check_origin(allowed: &[String], headers: &HeaderMap) -> Result<(), String> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin
+        .to_str()
+        .unwrap_or("<not text>")
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').to_ascii_lowercase() == origin)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "Origin `{origin}` is not in server.allowed_origins"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(host: &str) -> Request {
+        Request::builder()
+            .uri("/mcp")
+            .header("host", host)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn hosts_match_with_or_without_port() {
+        let allowed: Vec<String> = ["localhost", "127.0.0.1", "::1", "mcp.example.com:8443"]
+            .map(String::from)
+            .into();
+        assert!(check_host(&allowed, &request("127.0.0.1:3000")).is_ok());
+        assert!(check_host(&allowed, &request("LOCALHOST")).is_ok());
+        assert!(check_host(&allowed, &request("[::1]:3000")).is_ok());
+        assert!(check_host(&allowed, &request("mcp.example.com:8443")).is_ok());
+        assert!(check_host(&allowed, &request("mcp.example.com:9999")).is_err());
+        assert!(
+            check_host(&allowed, &request("evil.example"))
+                .unwrap_err()
+                .contains("evil.example")
+        );
+        assert!(check_host(&["*".into()], &request("anything")).is_ok());
+    }
+
+    #[test]
+    fn origins_must_be_listed() {
+        let mut headers = HeaderMap::new();
+        assert!(
+            check_origin(&[], &headers).is_ok(),
+            "no Origin: not a browser"
+        );
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(check_origin(&[], &headers).is_err());
+        assert!(check_origin(&["http://evil.example/".into()], &headers).is_ok());
+    }
+
+    #[test]
+    fn request_ids_are_sanitized() {
+        assert!(valid_request_id("abc-123_x.y:z"));
+        assert!(!valid_request_id("a b"));
+        assert!(!valid_request_id(&"x".repeat(129)));
+    }
+}
