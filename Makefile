@@ -16,7 +16,7 @@ release:
 
 ## Installs everything the tests and the demo need (idempotent): openssh-server, the pinned Python venv.
 deps:
-	scripts/test-deps.sh
+	scripts/install-test-deps.sh
 
 ## A local bastion + MongoDB-wire server with sample data + nexus-mcp through the tunnel. Ctrl-C stops it all.
 demo: deps build

@@ -1,0 +1,97 @@
+"""Startup, the forward, `check`, configuration errors and shutdown — the spine as a user meets it."""
+
+import signal
+import time
+
+import pymongo
+
+from support import Nexus, free_port
+
+
+def test_startup_latches_and_the_forward_carries_real_mongodb_traffic(stack):
+    nexus = stack.nexus()
+    nexus.wait_until(lambda: nexus.status("/startup") == 200, 30, "/startup 200")
+    nexus.wait_ready()
+    body = nexus.get("/ready")[1]
+    assert body["status"] == "healthy" and body["stage"] == "ready"
+    assert body["checks"]["sshTunnel"]["status"] == "healthy"
+    assert body["checks"]["mongodb"]["latency_ms"] > 0
+    assert nexus.status("/health") == 200
+
+    # A MongoDB client pointed at the local forward writes and reads through the SSH session.
+    with pymongo.MongoClient(f"mongodb://127.0.0.1:{nexus.forward_port}/", directConnection=True,
+                             serverSelectionTimeoutMS=3000) as through_tunnel:
+        through_tunnel.shop.visits.insert_one({"via": "tunnel"})
+    with stack.mongo.client() as direct:
+        assert direct.shop.visits.find_one({"via": "tunnel"}) is not None
+
+    m = nexus.metrics()
+    assert m["nexus_tunnel_up"] == 1
+    assert m['nexus_startup_stage{stage="ready"}'] == 1
+    assert m['nexus_dependency_up{dependency="sshTunnel"}'] == 1
+    assert m['nexus_tunnel_bytes_total{direction="rx"}'] > 0
+    assert m["nexus_tunnel_connect_duration_seconds_count"] == 1
+
+
+def test_probes_answer_503_while_the_bastion_is_unreachable(stack):
+    stack.sshd.kill()
+    nexus = stack.nexus()
+    nexus.wait_until(lambda: nexus.status("/health") == 200, 10, "/health 200")
+    assert nexus.status("/startup") == 503
+    status, body = nexus.get("/ready")
+    assert status == 503 and body["stage"] == "tunnel"
+    assert nexus.proc.alive(), "a down bastion is retried, not fatal"
+
+
+def test_check_prints_one_line_per_stage(stack):
+    nexus = stack.nexus(start=False)
+    result = nexus.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [l.split()[0] for l in lines] == ["tunnel", "mongodb", "mcp"]
+    assert all(l.split()[1] == "ok" for l in lines)
+
+
+def test_check_exit_codes_name_the_failing_stage(stack):
+    stack.mongo.stop()
+    result = stack.nexus(start=False).run("check")
+    assert result.returncode == 12, result.stdout
+    assert "mongodb  FAILED" in result.stdout and "MONGO_UNREACHABLE" in result.stdout
+    assert "mcp      skipped" in result.stdout
+
+    stack.sshd.kill()
+    result = stack.nexus("n2", start=False).run("check")
+    assert result.returncode == 11, result.stdout
+    assert "tunnel   FAILED" in result.stdout and "SSH_UNREACHABLE" in result.stdout
+
+
+def test_bad_config_exits_64_naming_the_key(stack, tmp_path):
+    bad = stack.config(ssh={"keepalive_interval": "often"})
+    nexus = Nexus(tmp_path / "bad", bad, start=False)
+    result = nexus.run("serve")
+    assert result.returncode == 64
+    assert "ssh.keepalive_interval" in result.stderr
+
+    unknown = stack.config(mongo={"ur1": "x"})
+    result = Nexus(tmp_path / "unknown", unknown, start=False).run("check")
+    assert result.returncode == 64 and "ur1" in result.stderr
+
+    result = Nexus(tmp_path / "env", stack.config(), start=False, env={"SSH_PORT": "not-a-port"}).run("check")
+    assert result.returncode == 64 and "ssh.port" in result.stderr
+
+
+def test_sigterm_turns_ready_off_drains_and_exits_0(stack):
+    nexus = stack.nexus()
+    nexus.wait_ready()
+    assert nexus.terminate() == 0
+    assert "shutdown complete" in nexus.logs()
+    assert "disconnected" in stack.sshd.log_text().lower() or "closed" in stack.sshd.log_text().lower()
+
+
+def test_health_subcommand_probes_for_docker(stack):
+    nexus = stack.nexus()
+    nexus.wait_ready()
+    ok = nexus.run("health", "--url", f"{nexus.url}/ready")
+    assert ok.returncode == 0
+    down = nexus.run("health", "--url", f"http://127.0.0.1:{free_port()}/health", "--timeout", "1s")
+    assert down.returncode == 1 and "connect" in down.stderr
