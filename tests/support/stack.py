@@ -27,7 +27,8 @@ class Stack:
         self.nexuses: list[Nexus] = []
 
     def config(self, **sections) -> dict:
-        """nexus-mcp's config through this stack; `sections` (e.g. mcp={...}) are merged over it."""
+        """nexus-mcp's config through this stack; `sections` (e.g. mcp={...}) are merged over it; a key set to
+        None is removed."""
         config = {
             "ssh": {
                 "host": self.sshd.host,
@@ -44,7 +45,12 @@ class Stack:
             "mongo": {"uri": self.mongo.uri, "health_interval": "500ms", "server_selection_timeout": "2s"},
         }
         for section, keys in sections.items():
-            config.setdefault(section, {}).update(keys)
+            target = config.setdefault(section, {})
+            for key, value in keys.items():
+                if value is None:
+                    target.pop(key, None)
+                else:
+                    target[key] = value
         return config
 
     def nexus(self, name: str = "nexus", *, args: list[str] = (), env: dict | None = None, start: bool = True,
