@@ -52,6 +52,9 @@ pub async fn run(ctx: &ToolContext, a: AggregateArgs) -> Result<Output, ToolErro
         .bounded(coll.aggregate(pipeline).max_time(ctx.max_time()))
         .await?;
     let collected = collect(cursor, limits.limit, max_bytes).await?;
+    if collected.documents.is_empty() {
+        ctx.require_collection(&a.database, &a.collection).await?;
+    }
     let applied = AppliedLimits::new(&limits, max_bytes, &collected);
     let count = collected.documents.len();
     let note = if applied.truncated_by.is_some() {

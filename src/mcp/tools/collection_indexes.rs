@@ -42,6 +42,7 @@ pub struct CollectionIndexesOutput {
 
 pub async fn run(ctx: &ToolContext, a: CollectionIndexesArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
+    ctx.require_collection(&a.database, &a.collection).await?;
     let cursor = ctx
         .bounded(coll.list_indexes().max_time(ctx.max_time()))
         .await?;

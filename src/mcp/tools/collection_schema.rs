@@ -84,6 +84,9 @@ pub async fn run(ctx: &ToolContext, a: CollectionSchemaArgs) -> Result<Output, T
         }
     };
     let docs = collect(cursor, size, max_bytes).await?.documents;
+    if docs.is_empty() {
+        ctx.require_collection(&a.database, &a.collection).await?;
+    }
     let schema = infer(&docs);
     let summary = format!(
         "Sampled {} of {}: {} found.",

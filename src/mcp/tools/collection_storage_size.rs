@@ -38,6 +38,7 @@ pub struct CollectionStorageSizeOutput {
 
 pub async fn run(ctx: &ToolContext, a: CollectionStorageSizeArgs) -> Result<Output, ToolError> {
     ctx.collection(&a.database, &a.collection)?;
+    ctx.require_collection(&a.database, &a.collection).await?;
     let db = ctx.database(&a.database)?;
     let max_time_ms = ctx.max_time().as_millis() as i64;
     let stats =

@@ -38,6 +38,9 @@ pub async fn run(ctx: &ToolContext, a: CountArgs) -> Result<Output, ToolError> {
     let count = ctx
         .bounded(coll.count_documents(query).max_time(ctx.max_time()))
         .await?;
+    if count == 0 {
+        ctx.require_collection(&a.database, &a.collection).await?;
+    }
     let summary = format!(
         "{} has {count} {what}document{}.",
         ns(&a.database, &a.collection),

@@ -51,6 +51,9 @@ pub async fn run(ctx: &ToolContext, a: DistinctArgs) -> Result<Output, ToolError
     let values = ctx
         .bounded(coll.distinct(&a.field, query).max_time(ctx.max_time()))
         .await?;
+    if values.is_empty() {
+        ctx.require_collection(&a.database, &a.collection).await?;
+    }
     let total = values.len();
     let max = ctx.guard.max_documents() as usize;
     let truncated = total > max;

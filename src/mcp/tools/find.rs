@@ -86,6 +86,9 @@ pub async fn run(ctx: &ToolContext, a: FindArgs) -> Result<Output, ToolError> {
     }
     let cursor = ctx.bounded(find).await?;
     let collected = collect(cursor, limits.limit, max_bytes).await?;
+    if collected.documents.is_empty() {
+        ctx.require_collection(&a.database, &a.collection).await?;
+    }
     let applied = AppliedLimits::new(&limits, max_bytes, &collected);
     let count = collected.documents.len();
     let summary = format!(

@@ -1,6 +1,5 @@
 //! `list-collections`: the collections of a database that this server may use.
 
-use futures::TryStreamExt as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -37,21 +36,15 @@ pub struct ListCollectionsOutput {
 
 pub async fn run(ctx: &ToolContext, a: ListCollectionsArgs) -> Result<Output, ToolError> {
     let db = ctx.database(&a.database)?;
-    let cursor = ctx.bounded(db.list_collections()).await?;
-    let specs: Vec<mongodb::results::CollectionSpecification> =
-        ctx.bounded(cursor.try_collect()).await?;
+    let specs = ctx.list_collection_specs(&db).await?;
     let mut collections: Vec<CollectionEntry> = specs
         .into_iter()
-        .filter(|spec| ctx.guard.collection(&a.database, &spec.name).is_ok())
-        .map(|spec| CollectionEntry {
-            kind: match spec.collection_type {
-                mongodb::results::CollectionType::View => "view",
-                mongodb::results::CollectionType::Timeseries => "timeseries",
-                _ => "collection",
-            }
-            .into(),
-            name: spec.name,
+        .filter_map(|spec| {
+            let name = spec.get_str("name").ok()?.to_string();
+            let kind = spec.get_str("type").unwrap_or("collection").to_string();
+            Some(CollectionEntry { name, kind })
         })
+        .filter(|c| ctx.guard.collection(&a.database, &c.name).is_ok())
         .collect();
     collections.sort_by(|x, y| x.name.cmp(&y.name));
     let summary = format!(

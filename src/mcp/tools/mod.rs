@@ -79,6 +79,9 @@ pub enum ToolError {
     /// The user declined, or could not be asked.
     #[error("{0}")]
     NotConfirmed(String),
+    /// The namespace does not exist (reported only when a result is empty, so typos do not look like "no data").
+    #[error("{0}")]
+    NotFound(String),
     /// The user must be asked first (the call is answered with an input request and retried).
     #[error("confirmation required: {0}")]
     InputRequired(String),
@@ -93,7 +96,7 @@ impl ToolError {
             | Self::NotConfirmed(_)
             | Self::InputRequired(_) => ErrorClass::QueryRejected,
             Self::Mongo(e) => e.class(),
-            Self::AmbiguousWrite(_) => ErrorClass::QueryFailed,
+            Self::AmbiguousWrite(_) | Self::NotFound(_) => ErrorClass::QueryFailed,
         }
     }
 
@@ -127,6 +130,43 @@ impl ToolContext {
     pub fn collection(&self, db: &str, coll: &str) -> Result<Collection<Document>, ToolError> {
         self.guard.collection(db, coll)?;
         Ok(self.mongo.client().database(db).collection(coll))
+    }
+
+    /// `listCollections` (names and types only) as plain documents, following the cursor. The driver's typed
+    /// helper is avoided: it rejects servers that encode `info.uuid` differently.
+    pub async fn list_collection_specs(&self, db: &Database) -> Result<Vec<Document>, ToolError> {
+        use mongodb::bson::doc;
+        let mut reply = self
+            .bounded(db.run_command(doc! { "listCollections": 1, "nameOnly": true, "authorizedCollections": true }))
+            .await?;
+        let mut specs = Vec::new();
+        loop {
+            let cursor = reply.get_document("cursor").map_err(|e| ToolError::Mongo(MongoError::Command(e.to_string())))?;
+            let batch = cursor
+                .get_array("firstBatch")
+                .or_else(|_| cursor.get_array("nextBatch"))
+                .map_err(|e| ToolError::Mongo(MongoError::Command(e.to_string())))?;
+            specs.extend(batch.iter().filter_map(|b| b.as_document().cloned()));
+            let id = cursor.get_i64("id").unwrap_or(0);
+            if id == 0 {
+                return Ok(specs);
+            }
+            reply = self
+                .bounded(db.run_command(doc! { "getMore": id, "collection": "$cmd.listCollections" }))
+                .await?;
+        }
+    }
+
+    /// Fails with [`ToolError::NotFound`] when `db.coll` does not exist. Called when a read came back empty.
+    pub async fn require_collection(&self, db: &str, coll: &str) -> Result<(), ToolError> {
+        let specs = self.list_collection_specs(&self.mongo.client().database(db)).await?;
+        if specs.iter().any(|s| s.get_str("name") == Ok(coll)) {
+            Ok(())
+        } else {
+            Err(ToolError::NotFound(format!(
+                "collection {db}.{coll} does not exist (list-collections shows the collections of {db})"
+            )))
+        }
     }
 
     /// `mongo.max_time`, sent as `maxTimeMS`.
