@@ -25,9 +25,8 @@ class MongoWire:
         return f"mongodb://127.0.0.1:{self.port}/"
 
     def start(self) -> None:
-        data = self.dir / "data"
-        data.mkdir(exist_ok=True)
-        self.proc = Proc([str(NX), "--data-dir", str(data), "--host", "127.0.0.1", "-p", str(self.port),
+        # One SQLite file for every logical database (admin commands such as renameCollection need it).
+        self.proc = Proc([str(NX), "--db", str(self.dir / "nx.db"), "--host", "127.0.0.1", "-p", str(self.port),
                           "--log-file", str(self.dir / "nx.log"), "--pid-file", str(self.dir / "nx.pid")],
                          self.dir / "nx.out")
         wait_until(self.ping, 20, f"nx-27017 on port {self.port}", on_timeout=self.proc.text)

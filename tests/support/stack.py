@@ -43,6 +43,8 @@ class Stack:
                 "reconnect_max_delay": "500ms",
             },
             "mongo": {"uri": self.mongo.uri, "health_interval": "500ms", "server_selection_timeout": "2s"},
+            # Tests fire requests far faster than an agent; the rate limit has its own test.
+            "server": {"rate_limit": 0.0},
         }
         for section, keys in sections.items():
             target = config.setdefault(section, {})

@@ -1,0 +1,101 @@
+"""Write tools (read_only = false): inserts and updates run; destructive calls ask the user, in both modes."""
+
+import pytest
+
+from support import call_tool
+from support.mcpclient import elicitation
+
+
+@pytest.fixture(scope="module")
+def rw(shared_stack):
+    n = shared_stack.nexus("read-write", mcp={"read_only": False})
+    n.wait_ready()
+    return n
+
+
+@pytest.fixture(scope="module")
+def db(shared_stack):
+    with shared_stack.mongo.client() as c:
+        yield c.scratch
+
+
+def test_insert_then_find_then_update(rw, db):
+    r = call_tool(rw.mcp_url, "insert-many", {"database": "scratch", "collection": "tasks", "documents": [
+        {"title": "write docs", "due": {"$date": "2026-12-01T00:00:00Z"}, "done": False},
+        {"title": "ship", "done": False}]})
+    assert not r.is_error, r.text
+    assert r.structured["insertedCount"] == 2 and len(r.structured["insertedIds"]) == 2
+    found = call_tool(rw.mcp_url, "find", {"database": "scratch", "collection": "tasks", "filter": {"title": "ship"}})
+    assert found.structured["count"] == 1
+    assert db.tasks.find_one({"title": "write docs"})["due"].year == 2026
+
+    r = call_tool(rw.mcp_url, "update-many", {"database": "scratch", "collection": "tasks",
+                                             "filter": {"title": "ship"}, "update": {"$set": {"done": True}}})
+    assert not r.is_error, r.text
+    assert (r.structured["matchedCount"], r.structured["modifiedCount"]) == (1, 1)
+    assert db.tasks.find_one({"title": "ship"})["done"] == True  # noqa: E712 (nx-27017 stores $set true as 1)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_delete_asks_and_runs_only_when_the_user_accepts(rw, db, mode):
+    coll = f"deletions_{mode}"
+    db[coll].insert_many([{"k": i} for i in range(4)])
+    args = {"database": "scratch", "collection": coll, "filter": {"k": {"$lt": 2}}}
+
+    declined = elicitation("decline")
+    r = call_tool(rw.mcp_url, "delete-many", args, mode=mode, elicit=declined)
+    assert r.is_error and "declined" in r.text
+    assert declined.asked and "Delete 2 documents" in declined.asked[0]
+    assert db[coll].count_documents({}) == 4, "nothing deleted"
+
+    accepted = elicitation("accept")
+    r = call_tool(rw.mcp_url, "delete-many", args, mode=mode, elicit=accepted)
+    assert not r.is_error, r.text
+    assert r.structured["deletedCount"] == 2 and db[coll].count_documents({}) == 2
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_a_client_that_cannot_ask_is_refused_with_a_way_out(rw, db, mode):
+    db.keep.insert_one({"x": 1})
+    r = call_tool(rw.mcp_url, "drop-collection", {"database": "scratch", "collection": "keep"}, mode=mode)
+    assert r.is_error
+    assert "confirm_destructive" in r.text and "elicitation" in r.text
+    assert "keep" in db.list_collection_names()
+
+
+def test_update_without_filter_needs_confirmation(rw, db):
+    db.flags.insert_many([{"on": False}, {"on": False}])
+    asked = elicitation("accept")
+    r = call_tool(rw.mcp_url, "update-many", {"database": "scratch", "collection": "flags",
+                                             "update": {"$set": {"on": True}}}, elicit=asked)
+    assert not r.is_error, r.text
+    assert asked.asked and "EVERY document" in asked.asked[0]
+    assert all(f["on"] == True for f in db.flags.find())  # noqa: E712
+
+
+def test_indexes_and_collections_lifecycle(rw, db):
+    ok = lambda r: (not r.is_error) or pytest.fail(r.text)  # noqa: E731
+    yes = elicitation("accept")
+    ok(call_tool(rw.mcp_url, "create-collection", {"database": "scratch", "collection": "life"}))
+    ok(call_tool(rw.mcp_url, "create-index", {"database": "scratch", "collection": "life", "keys": {"a": 1}}))
+    names = [i["name"] for i in db.life.list_indexes()]
+    assert len(names) == 2
+    idx = [n for n in names if n != "_id_"][0]
+    ok(call_tool(rw.mcp_url, "drop-index", {"database": "scratch", "collection": "life", "indexName": idx},
+                 elicit=yes))
+    assert [i["name"] for i in db.life.list_indexes()] == ["_id_"]
+    ok(call_tool(rw.mcp_url, "rename-collection", {"database": "scratch", "collection": "life",
+                                                   "newName": "life2"}))
+    assert "life2" in db.list_collection_names()
+    ok(call_tool(rw.mcp_url, "drop-collection", {"database": "scratch", "collection": "life2"}, elicit=yes))
+    assert "life2" not in db.list_collection_names()
+
+
+def test_drop_database_asks_first(rw, shared_stack):
+    with shared_stack.mongo.client() as c:
+        c.doomed.t.insert_one({"x": 1})
+        r = call_tool(rw.mcp_url, "drop-database", {"database": "doomed"}, elicit=elicitation("decline"))
+        assert r.is_error and "doomed" in c.list_database_names()
+        r = call_tool(rw.mcp_url, "drop-database", {"database": "doomed"}, elicit=elicitation("accept"))
+        assert not r.is_error, r.text
+        assert "doomed" not in c.list_database_names()
