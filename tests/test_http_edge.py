@@ -1,0 +1,164 @@
+"""The HTTP edge: tokens, Host/Origin, limits, rate limiting, request ids, the audit log, hostile input."""
+
+import concurrent.futures
+import json
+import signal
+import time
+import urllib.request
+
+import pytest
+
+from support import Nexus, call_tool, free_port
+
+TOKEN = "agent-token-0123456789abcdef"
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+
+
+def stateless_call(tool: str, arguments: dict, id: int = 1) -> tuple[dict, dict]:
+    """A self-contained 2026-07-28 tools/call request and its headers (no session, no handshake)."""
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}
+    body = {"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments, "_meta": meta}}
+    return body, {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": tool}
+
+
+def post(nexus, body, headers=None, raw: bytes | None = None):
+    data = raw if raw is not None else json.dumps(body).encode()
+    request = urllib.request.Request(nexus.mcp_url, data=data, method="POST",
+                                     headers={**MCP_HEADERS, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, dict(r.headers), r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode(errors="replace")
+
+
+@pytest.fixture
+def tokens(tmp_path):
+    path = tmp_path / "tokens"
+    path.write_text(f"# callers\nclaude:{TOKEN}\n")
+    return path
+
+
+def test_tokens_are_required_and_reloaded_without_restart(stack, tokens):
+    nexus = stack.nexus(server={"auth_tokens_file": str(tokens)})
+    nexus.wait_ready()
+    status, headers, body = post(nexus, INIT)
+    assert status == 401 and headers.get("www-authenticate", headers.get("WWW-Authenticate", "")).startswith("Bearer")
+    assert post(nexus, INIT, {"Authorization": "Bearer not-the-token-000000"})[0] == 401
+    assert not call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "notes"}, token=TOKEN).is_error
+    assert nexus.status("/ready") == 200, "probes stay open"
+
+    tokens.write_text("cursor:new-token-abcdefghijklmnop\n")
+    nexus.wait_until(lambda: post(nexus, INIT, {"Authorization": f"Bearer {TOKEN}"})[0] == 401, 10,
+                     "the old token to be revoked by the reload")
+    r = call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "notes"},
+                  token="new-token-abcdefghijklmnop")
+    assert not r.is_error
+    audit = [l for l in nexus.log_lines() if l.get("tool") == "count" and "caller" in l]
+    assert audit[-1]["caller"] == "cursor", "the token's name is the caller identity"
+    assert nexus.metric('nexus_http_rejected_total{reason="auth"}') >= 3
+
+
+def test_a_public_listen_address_needs_tokens_or_an_explicit_opt_out(stack, tmp_path):
+    config = stack.config(server={"listen": f"0.0.0.0:{free_port()}"})
+    refused = Nexus(tmp_path / "public", config, start=False).run("serve")
+    assert refused.returncode == 64
+    assert "server.auth_tokens_file" in refused.stderr and "--insecure-no-auth" in refused.stderr
+
+    nexus = Nexus(tmp_path / "insecure", config, args=["--insecure-no-auth"])
+    nexus.config["server"]["listen"] = "127.0.0.1:" + config["server"]["listen"].rsplit(":", 1)[1]
+    nexus.wait_ready()
+    assert "INSECURE: --insecure-no-auth" in nexus.logs()
+    nexus.stop()
+
+
+def test_host_and_origin_are_checked(stack):
+    nexus = stack.nexus(server={"allowed_origins": ["http://localhost:6274"]})
+    nexus.wait_ready()
+    status, _, body = post(nexus, INIT, {"Host": "evil.example"})
+    assert status == 403 and "evil.example" in body and "server.allowed_hosts" in body
+    status, _, body = post(nexus, INIT, {"Origin": "http://evil.example"})
+    assert status == 403 and "server.allowed_origins" in body
+    assert post(nexus, INIT, {"Origin": "http://localhost:6274"})[0] == 200
+    assert post(nexus, INIT)[0] == 200
+    m = nexus.metrics()
+    assert m['nexus_http_rejected_total{reason="host"}'] == 1 and m['nexus_http_rejected_total{reason="origin"}'] == 1
+
+
+def test_body_limit_rate_limit_and_security_headers(stack):
+    nexus = stack.nexus(server={"rate_limit": 2.0, "rate_burst": 3})
+    nexus.wait_ready()
+    status, _, body = post(nexus, None, raw=b'{"x":"' + b"a" * (2 * 1024 * 1024) + b'"}')
+    assert status == 413 and "server.body_limit" in body
+    codes = [post(nexus, INIT)[0] for _ in range(5)]  # the 413 above took one of the 3 tokens
+    assert codes[:2] == [200, 200] and 429 in codes[2:], codes
+    status, headers, _ = post(nexus, INIT)
+    assert status == 429 and int(headers.get("retry-after", headers.get("Retry-After"))) >= 1
+    status, headers, _ = post(nexus, INIT, {"X-Request-Id": "trace-42"})
+    assert headers.get("x-request-id", headers.get("X-Request-Id")) == "trace-42"
+    assert headers.get("x-content-type-options", headers.get("X-Content-Type-Options")) == "nosniff"
+    assert "no-store" in headers.get("cache-control", headers.get("Cache-Control"))
+    assert nexus.metric('nexus_http_rejected_total{reason="body"}') == 1
+
+
+def test_max_in_flight_answers_503_with_retry_after(stack):
+    nexus = stack.nexus(server={"max_in_flight": 2})
+    nexus.wait_ready()
+    call, headers = stateless_call("count", {"database": "shop", "collection": "orders"})
+    stack.mongo.proc.signal(signal.SIGSTOP)  # calls now hang in the driver: slow calls on demand
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(post, nexus, dict(call, id=i), headers) for i in range(8)]
+            time.sleep(0.5)
+            stack.mongo.proc.signal(signal.SIGCONT)
+            results = [f.result() for f in futures]
+    finally:
+        stack.mongo.proc.signal(signal.SIGCONT)
+    limited = [r for r in results if r[0] == 503]
+    assert len(limited) >= 6, [r[0] for r in results]
+    assert all(int(r[1].get("retry-after", r[1].get("Retry-After"))) >= 1 for r in limited)
+    assert all("in flight" in r[2] for r in limited)
+    assert nexus.metric('nexus_http_rejected_total{reason="limit"}') >= 6
+
+
+def test_the_audit_log_records_calls_without_values(stack, tmp_path, tokens):
+    audit = tmp_path / "audit.jsonl"
+    nexus = stack.nexus(server={"auth_tokens_file": str(tokens), "audit_log": str(audit)})
+    nexus.wait_ready()
+    call_tool(nexus.mcp_url, "find", {"database": "shop", "collection": "customers",
+                                      "filter": {"email": "alice.secret@example.com"}}, token=TOKEN,
+              headers={"X-Request-Id": "req-audit-1"})
+    call_tool(nexus.mcp_url, "find", {"database": "admin", "collection": "users"}, token=TOKEN)
+    lines = [json.loads(l) for l in audit.read_text().splitlines()]
+    ok, rejected = lines[-2], lines[-1]
+    assert ok["tool"] == "find" and ok["caller"] == "claude" and ok["outcome"] == "ok"
+    assert (ok["database"], ok["collection"]) == ("shop", "customers")
+    assert ok["requestId"] == "req-audit-1"
+    assert ok["arguments"]["filter"] == {"email": "?"}
+    assert {"timestamp", "durationMs", "documents", "bytes"} <= set(ok)
+    assert rejected["outcome"] == "rejected" and rejected["errorClass"] == "QUERY_REJECTED"
+    assert "alice.secret" not in audit.read_text()
+
+
+def test_hostile_requests_get_clear_errors_and_the_server_keeps_serving(stack):
+    nexus = stack.nexus()
+    nexus.wait_ready()
+    # rmcp answers unparseable bodies with 415 and says why.
+    status, _, body = post(nexus, None, raw=b"{not json")
+    assert status in (400, 415) and "deserialize" in body
+    status, _, body = post(nexus, INIT, {"Content-Type": "text/plain"})
+    assert status == 415 and "application/json" in body
+    status, _, body = post(nexus, dict(INIT, id=10 ** 40))
+    assert status in (200, 400, 415), body
+    call, headers = stateless_call("find", {"database": "shop", "collection": "orders", "filter": "DEEP"})
+    deep = '{"a":' * 10_000 + "1" + "}" * 10_000
+    status, _, body = post(nexus, None, headers, raw=json.dumps(call).replace('"DEEP"', deep).encode())
+    assert status in (200, 400, 415) and ("recursion" in body or "deep" in body or "nested" in body), body[:300]
+    assert nexus.proc.alive()
+    assert not call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "notes"}).is_error
