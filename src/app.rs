@@ -162,10 +162,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     };
     let prepared = async {
         let tunnel = supervisor.start_tunnel().await?;
-        let mongo = supervisor.mongo_client(tunnel.as_ref()).await?;
-        Ok::<_, StartupError>((tunnel, mongo))
+        let mongo_options = supervisor.mongo_options(tunnel.as_ref()).await?;
+        Ok::<_, StartupError>((tunnel, mongo_options))
     };
-    let (tunnel, mongo) = match prepared.await {
+    let (tunnel, mongo_options) = match prepared.await {
         Ok(pair) => pair,
         Err(e) => {
             stop.cancel();
@@ -174,9 +174,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         }
     };
 
+    let mongo_cell = Arc::new(std::sync::OnceLock::new());
     let server = NexusServer::new(
         ToolContext {
-            mongo: mongo.clone(),
+            mongo: mongo_cell.clone(),
+            max_time: config.mongo.max_time,
             guard: Guard::new(&config.mcp),
             confirm_destructive: config.mcp.confirm_destructive,
         },
@@ -205,7 +207,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         });
     }
 
-    let startup = supervisor.run(tunnel.as_ref(), &mongo, || {
+    let startup = supervisor.run(tunnel.as_ref(), mongo_options, |mongo| {
+        let _ = mongo_cell.set(mongo.clone());
         if !stdio {
             mcp_slot.install(mcp_router(&config, server.clone(), http_stop.child_token()));
         }
@@ -230,7 +233,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     tokio::pin!(stop_requested);
     tokio::select! {
         result = startup => match result {
-            Ok(()) => stop_requested.await,
+            Ok(_mongo) => stop_requested.await,
             Err(StartupError::Cancelled) => {}
             Err(e) => {
                 stop.cancel();

@@ -16,6 +16,8 @@ use crate::config::Config;
 use crate::error::ErrorClass;
 use crate::health::{self, Health, Observation, Stage};
 use crate::metrics::Metrics;
+use mongodb::options::ClientOptions;
+
 use crate::mongo::{Mongo, MongoError};
 use crate::tunnel::{Tunnel, TunnelError, TunnelState};
 
@@ -71,13 +73,16 @@ impl Supervisor<'_> {
         Ok(Some(tunnel))
     }
 
-    /// Builds the MongoDB client against the tunnel's fixed local address (no I/O yet).
+    /// Parses the MongoDB driver options against the tunnel's fixed local address (no I/O), so a bad URI fails
+    /// before anything waits on the network.
     ///
     /// # Errors
     /// [`StartupError::Fatal`] when the driver rejects the URI's options.
-    pub async fn mongo_client(&self, tunnel: Option<&Tunnel>) -> Result<Mongo, StartupError> {
-        let via = tunnel.map(Tunnel::local_addr);
-        Mongo::connect(self.config.mongo.clone(), via, self.metrics.mongo.clone())
+    pub async fn mongo_options(
+        &self,
+        tunnel: Option<&Tunnel>,
+    ) -> Result<ClientOptions, StartupError> {
+        Mongo::options(&self.config.mongo, tunnel.map(Tunnel::local_addr))
             .await
             .map_err(|e| StartupError::Fatal {
                 stage: "mongodb",
@@ -94,9 +99,9 @@ impl Supervisor<'_> {
     pub async fn run(
         &self,
         tunnel: Option<&Tunnel>,
-        mongo: &Mongo,
-        install_mcp: impl FnOnce() -> String,
-    ) -> Result<(), StartupError> {
+        mongo_options: ClientOptions,
+        install_mcp: impl FnOnce(&Mongo) -> String,
+    ) -> Result<Mongo, StartupError> {
         let begun = Instant::now();
         match tunnel {
             Some(tunnel) => self.tunnel_stage(tunnel).await?,
@@ -107,11 +112,21 @@ impl Supervisor<'_> {
                 );
             }
         }
-        self.mongodb_stage(mongo).await?;
+        let mongo = Mongo::new(
+            self.config.mongo.clone(),
+            mongo_options,
+            self.metrics.mongo.clone(),
+        )
+        .map_err(|e| StartupError::Fatal {
+            stage: "mongodb",
+            class: e.class(),
+            message: e.to_string(),
+        })?;
+        self.mongodb_stage(&mongo).await?;
 
         self.health.set_stage(Stage::Mcp);
         let started = Instant::now();
-        let summary = install_mcp();
+        let summary = install_mcp(&mongo);
         log_stage_ok(Stage::Mcp, started, &summary);
 
         self.health.set_stage(Stage::Ready);
@@ -120,7 +135,7 @@ impl Supervisor<'_> {
             startup_ms = begun.elapsed().as_millis() as u64,
             "startup complete; readiness now follows the dependency checks"
         );
-        Ok(())
+        Ok(mongo)
     }
 
     async fn tunnel_stage(&self, tunnel: &Tunnel) -> Result<(), StartupError> {
@@ -130,6 +145,9 @@ impl Supervisor<'_> {
             result = state.wait_for(TunnelState::is_up) => { result.map_err(|_| StartupError::Cancelled)?; }
             () = self.stop.cancelled() => return Err(StartupError::Cancelled),
         }
+        // The session just authenticated: that is the check's first result, so /ready does not wait an interval.
+        self.health
+            .record(health::SSH_TUNNEL, tunnel_observation(tunnel).await);
         log_stage_ok(
             Stage::Tunnel,
             started,
@@ -160,7 +178,12 @@ impl Supervisor<'_> {
         let state = tunnel.state();
         self.health.set_explainer(
             health::SSH_TUNNEL,
-            Box::new(move || state.borrow().describe()),
+            Box::new(move || match &*state.borrow() {
+                TunnelState::Up { .. } => {
+                    "SSH tunnel session not answering health pings".to_string()
+                }
+                other => other.describe(),
+            }),
         );
 
         let health = self.health.clone();

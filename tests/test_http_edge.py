@@ -3,6 +3,7 @@
 import concurrent.futures
 import json
 import signal
+import socket
 import time
 import urllib.request
 
@@ -36,6 +37,26 @@ def post(nexus, body, headers=None, raw: bytes | None = None):
             return r.status, dict(r.headers), r.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read().decode(errors="replace")
+
+
+def post_oversized(nexus, size: int) -> tuple[int, str]:
+    """Announces a `size`-byte body, sends the start of it, and reads the answer (sent before the rest)."""
+    host, port = nexus.config["server"]["listen"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall((f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                   f"Accept: application/json, text/event-stream\r\nContent-Length: {size}\r\n\r\n").encode())
+        try:
+            s.sendall(b'{"x":"' + b"a" * 65536)
+        except OSError:
+            pass  # the server may already have answered and closed
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.decode(errors="replace").partition("\r\n\r\n")
+    return int(head.split()[1]), body
 
 
 @pytest.fixture
@@ -94,7 +115,7 @@ def test_host_and_origin_are_checked(stack):
 def test_body_limit_rate_limit_and_security_headers(stack):
     nexus = stack.nexus(server={"rate_limit": 2.0, "rate_burst": 3})
     nexus.wait_ready()
-    status, _, body = post(nexus, None, raw=b'{"x":"' + b"a" * (2 * 1024 * 1024) + b'"}')
+    status, body = post_oversized(nexus, 2 * 1024 * 1024)
     assert status == 413 and "server.body_limit" in body
     codes = [post(nexus, INIT)[0] for _ in range(5)]  # the 413 above took one of the 3 tokens
     assert codes[:2] == [200, 200] and 429 in codes[2:], codes

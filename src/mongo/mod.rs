@@ -76,16 +76,15 @@ pub struct Mongo {
 }
 
 impl Mongo {
-    /// Builds the client. With `via = Some(local forward)`, the driver connects there with `directConnection=true`
-    /// and the URI's credentials and options. No I/O happens until the first operation.
+    /// Parses the driver options: with `via = Some(local forward)`, the driver will connect there with
+    /// `directConnection=true` and the URI's credentials and options. No I/O.
     ///
     /// # Errors
     /// [`MongoError::Options`] when the driver rejects the URI's options.
-    pub async fn connect(
-        config: MongoConfig,
+    pub async fn options(
+        config: &MongoConfig,
         via: Option<SocketAddr>,
-        metrics: MongoMetrics,
-    ) -> Result<Self, MongoError> {
+    ) -> Result<ClientOptions, MongoError> {
         let mut options = ClientOptions::parse(config.uri.expose())
             .await
             .map_err(|e| {
@@ -108,12 +107,39 @@ impl Mongo {
         options.server_selection_timeout = Some(config.server_selection_timeout);
         options.connect_timeout = Some(config.server_selection_timeout);
         options.app_name.get_or_insert_with(|| "nexus-mcp".into());
+        Ok(options)
+    }
+
+    /// Builds the client. The driver starts monitoring the server at once, so build it only once the address is
+    /// reachable (after the tunnel is up): a failed first check delays the next by the driver's 500 ms minimum
+    /// heartbeat interval.
+    ///
+    /// # Errors
+    /// [`MongoError::Options`] when the driver rejects the options.
+    pub fn new(
+        config: MongoConfig,
+        options: ClientOptions,
+        metrics: MongoMetrics,
+    ) -> Result<Self, MongoError> {
         let client = mongodb::Client::with_options(options)?;
         Ok(Self {
             client,
             config,
             metrics,
         })
+    }
+
+    /// [`Mongo::options`], then [`Mongo::new`] (for `check`, where the tunnel is already up).
+    ///
+    /// # Errors
+    /// [`MongoError::Options`] when the driver rejects the URI's options.
+    pub async fn connect(
+        config: MongoConfig,
+        via: Option<SocketAddr>,
+        metrics: MongoMetrics,
+    ) -> Result<Self, MongoError> {
+        let options = Self::options(&config, via).await?;
+        Self::new(config, options, metrics)
     }
 
     /// The startup check: `ping`, then `listDatabases` (names only), which needs authentication when the URI has

@@ -33,7 +33,7 @@ pub struct ListDatabasesOutput {
 }
 
 pub async fn run(ctx: &ToolContext, _a: ListDatabasesArgs) -> Result<Output, ToolError> {
-    let all = ctx.bounded(ctx.mongo.client().list_databases()).await?;
+    let all = ctx.bounded(ctx.client()?.list_databases()).await?;
     let total = all.len();
     let databases: Vec<DatabaseEntry> = all
         .into_iter()

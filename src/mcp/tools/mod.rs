@@ -24,6 +24,7 @@ pub mod list_databases;
 pub mod rename_collection;
 pub mod update_many;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mongodb::bson::Document;
@@ -39,7 +40,10 @@ use crate::mongo::{Mongo, MongoError};
 /// What every tool needs.
 #[derive(Clone)]
 pub struct ToolContext {
-    pub mongo: Mongo,
+    /// Set by the mongodb stage; tools run only after startup, and answer "unavailable" before.
+    pub mongo: Arc<OnceLock<Mongo>>,
+    /// `mongo.max_time`, sent as `maxTimeMS`.
+    pub max_time: Duration,
     pub guard: Guard,
     /// Whether destructive tools must ask the user first (`mcp.confirm_destructive`).
     pub confirm_destructive: bool,
@@ -120,16 +124,23 @@ impl From<EjsonError> for ToolError {
 }
 
 impl ToolContext {
+    /// The driver client (set once startup reached the mongodb stage).
+    pub fn client(&self) -> Result<&mongodb::Client, ToolError> {
+        self.mongo.get().map(Mongo::client).ok_or_else(|| {
+            ToolError::Unavailable("nexus-mcp is starting: MongoDB is not connected yet".into())
+        })
+    }
+
     /// A database, after the namespace guard.
     pub fn database(&self, db: &str) -> Result<Database, ToolError> {
         self.guard.database(db)?;
-        Ok(self.mongo.client().database(db))
+        Ok(self.client()?.database(db))
     }
 
     /// A collection, after the namespace guard.
     pub fn collection(&self, db: &str, coll: &str) -> Result<Collection<Document>, ToolError> {
         self.guard.collection(db, coll)?;
-        Ok(self.mongo.client().database(db).collection(coll))
+        Ok(self.client()?.database(db).collection(coll))
     }
 
     /// `listCollections` (names and types only) as plain documents, following the cursor. The driver's typed
@@ -137,11 +148,15 @@ impl ToolContext {
     pub async fn list_collection_specs(&self, db: &Database) -> Result<Vec<Document>, ToolError> {
         use mongodb::bson::doc;
         let mut reply = self
-            .bounded(db.run_command(doc! { "listCollections": 1, "nameOnly": true, "authorizedCollections": true }))
+            .bounded(db.run_command(
+                doc! { "listCollections": 1, "nameOnly": true, "authorizedCollections": true },
+            ))
             .await?;
         let mut specs = Vec::new();
         loop {
-            let cursor = reply.get_document("cursor").map_err(|e| ToolError::Mongo(MongoError::Command(e.to_string())))?;
+            let cursor = reply
+                .get_document("cursor")
+                .map_err(|e| ToolError::Mongo(MongoError::Command(e.to_string())))?;
             let batch = cursor
                 .get_array("firstBatch")
                 .or_else(|_| cursor.get_array("nextBatch"))
@@ -152,14 +167,18 @@ impl ToolContext {
                 return Ok(specs);
             }
             reply = self
-                .bounded(db.run_command(doc! { "getMore": id, "collection": "$cmd.listCollections" }))
+                .bounded(
+                    db.run_command(doc! { "getMore": id, "collection": "$cmd.listCollections" }),
+                )
                 .await?;
         }
     }
 
     /// Fails with [`ToolError::NotFound`] when `db.coll` does not exist. Called when a read came back empty.
     pub async fn require_collection(&self, db: &str, coll: &str) -> Result<(), ToolError> {
-        let specs = self.list_collection_specs(&self.mongo.client().database(db)).await?;
+        let specs = self
+            .list_collection_specs(&self.client()?.database(db))
+            .await?;
         if specs.iter().any(|s| s.get_str("name") == Ok(coll)) {
             Ok(())
         } else {
@@ -171,7 +190,7 @@ impl ToolContext {
 
     /// `mongo.max_time`, sent as `maxTimeMS`.
     pub fn max_time(&self) -> Duration {
-        self.mongo.max_time()
+        self.max_time
     }
 
     /// Runs a driver operation with a hard deadline a little above `maxTimeMS`, so no call can hang.

@@ -53,7 +53,7 @@ pub async fn run(
         )
         .await?;
     }
-    let admin = ctx.mongo.client().database("admin");
+    let admin = ctx.client()?.database("admin");
     let command = doc! { "renameCollection": &from, "to": &to, "dropTarget": drop_target };
     ctx.bounded_write(admin.run_command(command)).await?;
     Ok(Output::plain(
