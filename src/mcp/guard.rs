@@ -180,6 +180,16 @@ impl Guard {
     }
 
     fn stage(&self, db: &str, stage: &Document) -> Result<(), Rejected> {
+        // MongoDB refuses other shapes too; refusing here means no key can hide behind the first one.
+        if stage.len() != 1 {
+            return Err(rejected(
+                "pipeline stage",
+                format!(
+                    "each pipeline stage must have exactly one field, got {}",
+                    stage.len()
+                ),
+            ));
+        }
         let Some((name, spec)) = stage.iter().next() else {
             return Ok(());
         };
@@ -423,6 +433,16 @@ mod tests {
             "system databases"
         );
         assert!(rw.pipeline("shop", &[doc! { "$out": "report" }]).is_ok());
+    }
+
+    #[test]
+    fn a_stage_cannot_hide_a_write_behind_another_key() {
+        let g = guard(|_| {});
+        let sneaky = doc! { "$match": {}, "$out": "x" };
+        assert_eq!(
+            g.pipeline("shop", &[sneaky]).unwrap_err().rule,
+            "pipeline stage"
+        );
     }
 
     #[test]
