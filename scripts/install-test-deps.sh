@@ -40,7 +40,8 @@ if ! id "$user" >/dev/null 2>&1; then
 fi
 if [ ! -s .run/test-user-password ]; then
   (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > .run/test-user-password)
-  echo "$user:$(cat .run/test-user-password)" | as_root chpasswd
-  as_root usermod -U "$user" 2>/dev/null || true
 fi
+# The user is shared by every checkout on this machine: (re)set its password to this checkout's every time.
+echo "$user:$(cat .run/test-user-password)" | as_root chpasswd
+as_root usermod -U "$user" 2>/dev/null || true
 say "ready: $(/usr/sbin/sshd -V 2>&1 | head -1), $(.venv/bin/python --version), nx-27017 $(.venv/bin/pip show nx-27017 2>/dev/null | awk '/^Version/{print $2}')"

@@ -45,6 +45,8 @@ def test_read_only_lists_only_read_tools_with_schemas_and_annotations(nexus, mod
         assert t.annotations.read_only_hint is True, t.name
         assert t.output_schema and t.output_schema.get("type") == "object", t.name
         assert "connectionId" not in json.dumps(t.input_schema)
+        # Only standard JSON Schema formats (the Inspector's validator warns about schemars' "uint64" & co.).
+        assert not re.search(r'"format": "u?int|"format": "double', json.dumps([t.input_schema, t.output_schema]))
     assert {"database", "collection", "filter", "projection", "sort", "limit", "skip"} <= set(
         tools["find"].input_schema["properties"])
 

@@ -54,6 +54,8 @@ pub struct NexusServer {
     config: Arc<Value>,
     audit: Arc<Audit>,
     tool_router: ToolRouter<Self>,
+    /// The tool list as advertised: schemas without the non-standard integer formats schemars adds.
+    tools: Arc<Vec<Tool>>,
 }
 
 /// The confirmation form shown to the user.
@@ -84,6 +86,13 @@ impl NexusServer {
             status,
             config: Arc::new(config),
             audit,
+            tools: Arc::new(
+                tool_router
+                    .list_all()
+                    .into_iter()
+                    .map(portable_schemas)
+                    .collect(),
+            ),
             tool_router,
         }
     }
@@ -691,6 +700,37 @@ impl Drop for Timed<'_> {
     }
 }
 
+/// schemars marks integers with formats such as `uint64` that JSON Schema does not define; strict validators
+/// (ajv in the MCP Inspector) warn about every one. Drop them: the `type` says enough.
+fn portable_schemas(mut tool: Tool) -> Tool {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                let numeric = map.get("format").and_then(Value::as_str).is_some_and(|f| {
+                    f.starts_with("int") || f.starts_with("uint") || f == "double" || f == "float"
+                });
+                if numeric {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    fn clean(schema: &Arc<rmcp::model::JsonObject>) -> Arc<rmcp::model::JsonObject> {
+        let mut v = Value::Object(schema.as_ref().clone());
+        strip(&mut v);
+        match v {
+            Value::Object(map) => Arc::new(map),
+            _ => schema.clone(),
+        }
+    }
+    tool.input_schema = clean(&tool.input_schema);
+    tool.output_schema = tool.output_schema.as_ref().map(clean);
+    tool
+}
+
 /// The caller and request id the HTTP edge attached, or a stdio caller.
 fn request_meta(context: &RequestContext<RoleServer>) -> RequestMeta {
     context
@@ -792,11 +832,11 @@ impl ServerHandler for NexusServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let _timed = Timed::start(&self.metrics, "tools/list");
-        Ok(ListToolsResult::with_all_items(self.tool_router.list_all()))
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tool_router.get(name).cloned()
+        self.tools.iter().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(

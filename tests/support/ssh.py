@@ -43,7 +43,9 @@ class Sshd:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = free_port(host)
-        self.host_key = keygen(self.dir, "ssh_host_ed25519_key")
+        self.host_key = self.dir / "ssh_host_ed25519_key"
+        if not self.host_key.exists():  # kept across runs (the demo), so known_hosts stays valid
+            keygen(self.dir, "ssh_host_ed25519_key")
         self.authorized = self.dir / "authorized_keys"
         self.authorized.write_text("".join(Path(f"{k}.pub").read_text() for k in authorized_keys))
         self.config = self.dir / "sshd_config"
