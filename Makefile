@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV  := .venv
 PY    := $(VENV)/bin/python
 
-.PHONY: all build release deps demo test test-unit test-integration lint fmt clean
+.PHONY: all build release deps demo test test-unit test-integration lint fmt clean bench bench-deps soak
 
 all: build
 
@@ -34,6 +34,19 @@ test-integration: deps build
 
 ## Installs the test dependencies, then runs lint, unit and integration tests.
 test: deps lint test-unit test-integration
+
+## Side-by-side benchmark against the official MongoDB MCP server (see BENCHMARKS.md); not part of `make test`.
+bench-deps: deps
+	$(CARGO) build --locked --release -p nexus-mcp -p loadgen
+	cd bench/official && npm ci --no-audit --no-fund --silent
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+
+bench: bench-deps
+	$(PY) bench/bench.py
+
+## 50 clients for 10 minutes against nexus-mcp: errors, p99 over time, RSS growth.
+soak: bench-deps
+	$(PY) bench/bench.py --soak 10
 
 clean:
 	$(CARGO) clean

@@ -202,6 +202,7 @@ struct RawSsh {
     #[serde(with = "humantime_serde")]
     keepalive_interval: Duration,
     keepalive_max: usize,
+    pty_keeper: bool,
     #[serde(with = "humantime_serde")]
     reconnect_min_delay: Duration,
     #[serde(with = "humantime_serde")]
@@ -338,6 +339,8 @@ pub struct TunnelConfig {
     #[serde(with = "humantime_serde")]
     pub keepalive_interval: Duration,
     pub keepalive_max: usize,
+    /// Open a PTY session so the bastion's sshd sends with TCP_NODELAY (see `tunnel::keeper`).
+    pub pty_keeper: bool,
     #[serde(with = "humantime_serde")]
     pub reconnect_min_delay: Duration,
     #[serde(with = "humantime_serde")]
@@ -752,6 +755,7 @@ fn validate_tunnel(
         connect_timeout: ssh.connect_timeout,
         keepalive_interval: ssh.keepalive_interval,
         keepalive_max: ssh.keepalive_max,
+        pty_keeper: ssh.pty_keeper,
         reconnect_min_delay: ssh.reconnect_min_delay,
         reconnect_max_delay: ssh.reconnect_max_delay,
         local_listen,

@@ -13,6 +13,7 @@ mod auth;
 mod error;
 mod forward;
 mod host_keys;
+mod keeper;
 mod reconnect;
 mod session;
 mod state;

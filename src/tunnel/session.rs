@@ -8,9 +8,9 @@ use russh::client::{self, DisconnectReason, Handle};
 use russh::keys::PublicKeyOrCertificate;
 use tokio_util::sync::CancellationToken;
 
-use super::auth;
 use super::error::TunnelError;
 use super::host_keys::{self, Verdict};
+use super::{auth, keeper};
 use crate::config::{HostKeyPolicy, SshEndpoint, TunnelConfig};
 
 /// An established session. Dropping it closes every hop.
@@ -21,6 +21,8 @@ pub(super) struct Session {
     pub(super) handle: Handle<Client>,
     /// Fires when any hop is lost.
     pub(super) loss: Arc<Loss>,
+    /// The PTY session that turns off Nagle on the bastion (when enabled and granted).
+    _keeper: Option<keeper::Keeper>,
 }
 
 /// The one-shot "this session is gone" signal, shared by every hop's handler and by the forward.
@@ -160,10 +162,16 @@ pub(super) async fn connect(cfg: &TunnelConfig) -> Result<Session, TunnelError> 
         handle = next;
         previous = hop;
     }
+    let keeper = if cfg.pty_keeper {
+        keeper::start(&handle, &cfg.bastion).await
+    } else {
+        None
+    };
     Ok(Session {
         _jumps: jumps,
         handle,
         loss,
+        _keeper: keeper,
     })
 }
 

@@ -15,10 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("NEXUS_BIN", REPO / "target" / "debug" / "nexus-mcp"))
 
 
-def _binary() -> str:
-    if not BINARY.exists():
-        raise RuntimeError(f"{BINARY} is missing: run `cargo build` (or `make build`)")
-    return str(BINARY)
+def _binary(path: Path = BINARY) -> str:
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: run `cargo build` (or `make build`)")
+    return str(path)
 
 
 def toml(config: dict) -> str:
@@ -49,7 +49,8 @@ class Nexus:
     """One nexus-mcp process (`serve` by default)."""
 
     def __init__(self, directory: Path, config: dict, *, args: list[str] = (), env: dict[str, str] | None = None,
-                 start: bool = True):
+                 start: bool = True, binary: Path = BINARY):
+        self.binary = binary
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         config = {section: dict(keys) for section, keys in config.items()}
@@ -81,11 +82,12 @@ class Nexus:
         return int(self.config["tunnel"]["local_listen"].rsplit(":", 1)[1])
 
     def start(self) -> None:
-        self.proc = Proc([_binary(), "serve", "--config", str(self.config_path), *self.args], self.log, env=self.env)
+        self.proc = Proc([_binary(self.binary), "serve", "--config", str(self.config_path), *self.args], self.log,
+                         env=self.env)
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """Runs another subcommand (check, health, …) with this config; returns the completed process."""
-        argv = [_binary(), *args]
+        argv = [_binary(self.binary), *args]
         if args and args[0] in ("check", "serve"):
             argv += ["--config", str(self.config_path)]
         return subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=timeout)

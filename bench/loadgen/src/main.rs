@@ -1,6 +1,9 @@
 //! A closed-loop load generator: `--concurrency` workers each POST the request body to `--url` as fast as the
 //! server answers, for `--duration` (after `--warmup`), and check every answer (HTTP 200 and `--expect` in the
 //! body). Prints one JSON object: count, errors, calls/s and latency percentiles in milliseconds.
+//!
+//! With `--mongo URI --op list-collections|find|aggregate`, the workers run the same query directly with the
+//! Rust driver instead (the "raw driver" floor: what a tool call cannot beat).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,10 +12,10 @@ use clap::Parser;
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long)]
+    #[arg(long, default_value = "")]
     url: String,
     /// The JSON-RPC request body (a file path).
-    #[arg(long)]
+    #[arg(long, default_value = "/dev/null")]
     body: std::path::PathBuf,
     /// Extra headers, `Name: value`.
     #[arg(long = "header")]
@@ -26,6 +29,63 @@ struct Args {
     /// A substring every successful answer must contain.
     #[arg(long)]
     expect: Option<String>,
+    /// Query MongoDB directly at this URI instead of POSTing (`--url`/`--body` are then ignored).
+    #[arg(long)]
+    mongo: Option<String>,
+    /// The direct query: list-collections, find or aggregate (the benchmark's tool calls).
+    #[arg(long, default_value = "find")]
+    op: String,
+}
+
+/// One direct driver round trip equivalent to the benchmark's tool call.
+async fn mongo_op(client: &mongodb::Client, op: &str) -> Result<(), String> {
+    use futures::TryStreamExt as _;
+    use mongodb::bson::{Document, doc};
+    let db = client.database("shop");
+    let orders = db.collection::<Document>("orders");
+    let n = match op {
+        "list-collections" => {
+            let r = db
+                .run_command(doc! { "listCollections": 1, "nameOnly": true })
+                .await
+                .map_err(|e| e.to_string())?;
+            r.get_document("cursor")
+                .and_then(|c| c.get_array("firstBatch"))
+                .map(Vec::len)
+                .unwrap_or(0)
+        }
+        "find" => {
+            let c = orders
+                .find(doc! { "status": "new" })
+                .limit(10)
+                .await
+                .map_err(|e| e.to_string())?;
+            c.try_collect::<Vec<_>>()
+                .await
+                .map_err(|e| e.to_string())?
+                .len()
+        }
+        "aggregate" => {
+            let pipeline = vec![
+                doc! { "$match": { "status": "paid" } },
+                doc! { "$group": { "_id": "$status", "n": { "$sum": 1 }, "total": { "$sum": "$total" } } },
+            ];
+            let c = orders
+                .aggregate(pipeline)
+                .await
+                .map_err(|e| e.to_string())?;
+            c.try_collect::<Vec<_>>()
+                .await
+                .map_err(|e| e.to_string())?
+                .len()
+        }
+        other => return Err(format!("unknown --op {other}")),
+    };
+    if n == 0 {
+        Err(format!("{op}: empty result"))
+    } else {
+        Ok(())
+    }
 }
 
 fn secs(s: &str) -> Result<Duration, String> {
@@ -58,6 +118,15 @@ async fn main() {
         .build()
         .unwrap();
     let expect = Arc::new(args.expect.clone());
+    let mongo = match &args.mongo {
+        Some(uri) => Some(
+            mongodb::Client::with_uri_str(uri)
+                .await
+                .expect("valid --mongo URI"),
+        ),
+        None => None,
+    };
+    let op = Arc::new(args.op.clone());
     let start = Instant::now() + args.warmup;
     let end = start + args.duration;
     let mut workers = Vec::new();
@@ -68,6 +137,7 @@ async fn main() {
             expect.clone(),
             args.url.clone(),
         );
+        let (mongo, op) = (mongo.clone(), op.clone());
         workers.push(tokio::spawn(async move {
             let (mut latencies, mut errors, mut sample_error) = (Vec::new(), 0u64, None);
             loop {
@@ -75,24 +145,28 @@ async fn main() {
                 if t0 >= end {
                     break;
                 }
-                let outcome = match client.post(&url).body(body.as_ref().clone()).send().await {
-                    Ok(r) => {
-                        let status = r.status();
-                        match r.text().await {
-                            Ok(text)
-                                if status.is_success()
-                                    && expect.as_deref().is_none_or(|e| text.contains(e)) =>
-                            {
-                                Ok(())
+                let outcome = if let Some(m) = &mongo {
+                    mongo_op(m, &op).await
+                } else {
+                    match client.post(&url).body(body.as_ref().clone()).send().await {
+                        Ok(r) => {
+                            let status = r.status();
+                            match r.text().await {
+                                Ok(text)
+                                    if status.is_success()
+                                        && expect.as_deref().is_none_or(|e| text.contains(e)) =>
+                                {
+                                    Ok(())
+                                }
+                                Ok(text) => Err(format!(
+                                    "{status}: {}",
+                                    text.chars().take(300).collect::<String>()
+                                )),
+                                Err(e) => Err(e.to_string()),
                             }
-                            Ok(text) => Err(format!(
-                                "{status}: {}",
-                                text.chars().take(300).collect::<String>()
-                            )),
-                            Err(e) => Err(e.to_string()),
                         }
+                        Err(e) => Err(e.to_string()),
                     }
-                    Err(e) => Err(e.to_string()),
                 };
                 if t0 < start {
                     continue;
