@@ -14,9 +14,11 @@ build:
 release:
 	$(CARGO) build --locked --release
 
-## Installs everything the tests and the demo need (idempotent): openssh-server, the pinned Python venv.
+## Installs everything the tests and the demo need (idempotent): openssh-server, the pinned Python venv, and the
+## offline validators of the deployment artifacts (hadolint, kubernetes-validate, promtool, kubernetes-models).
 deps:
 	scripts/install-test-deps.sh
+	scripts/install-deploy-deps.sh
 
 ## A local bastion + MongoDB-wire server with sample data + nexus-mcp through the tunnel. Ctrl-C stops it all.
 demo: deps build

@@ -1,11 +1,12 @@
 """Startup, the forward, `check`, configuration errors and shutdown — the spine as a user meets it."""
 
 import signal
+import threading
 import time
 
 import pymongo
 
-from support import Nexus, free_port
+from support import Nexus, call_tool, free_port
 
 
 def test_startup_latches_and_the_forward_carries_real_mongodb_traffic(stack):
@@ -86,6 +87,27 @@ def test_sigterm_turns_ready_off_drains_and_exits_0(stack):
     assert nexus.terminate() == 0
     assert "shutdown complete" in nexus.logs()
     assert "disconnected" in stack.sshd.log_text().lower() or "closed" in stack.sshd.log_text().lower()
+
+
+def test_sigterm_waits_for_an_in_flight_call_while_ready_says_503(stack):
+    nexus = stack.nexus(server={"shutdown_grace": "20s"})
+    nexus.wait_ready()
+    stack.mongo.proc.signal(signal.SIGSTOP)  # the next call hangs in the driver until SIGCONT
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(
+        result=call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "orders"})))
+    worker.start()
+    try:
+        nexus.wait_until(lambda: nexus.metric("nexus_mcp_in_flight") == 1, 10, "the call to be in flight")
+        nexus.proc.signal(signal.SIGTERM)
+        nexus.wait_until(lambda: nexus.status("/ready") == 503, 5, "/ready to turn 503 at once")
+        assert nexus.get("/ready")[1].get("draining") is True
+        assert nexus.proc.alive(), "the in-flight call is still being drained"
+    finally:
+        stack.mongo.proc.signal(signal.SIGCONT)
+    worker.join(30)
+    assert not outcome["result"].is_error, outcome["result"].text
+    assert nexus.proc.wait(20) == 0
 
 
 def test_health_subcommand_probes_for_docker(stack):

@@ -79,6 +79,12 @@ impl NexusServer {
         if !ctx.guard.read_only() {
             tool_router += Self::write_tools();
         }
+        // Every tool's series exists from the start, so rates and alerts see zeros, not gaps.
+        for tool in tool_router.list_all() {
+            metrics
+                .tool_calls
+                .with_label_values(&[tool.name.as_ref(), "ok"]);
+        }
         Self {
             ctx,
             health,

@@ -35,7 +35,7 @@ pub(super) async fn authenticate(
             path: path.display().to_string(),
             reason: key_error(&e, passphrase.is_some()),
         })?;
-        let hash = rsa_hash(handle, &key).await;
+        let hash = rsa_hash(handle, key.algorithm()).await;
         let result = handle
             .authenticate_publickey(
                 hop.user.clone(),
@@ -82,16 +82,7 @@ async fn with_agent(handle: &mut Handle<Client>, hop: &SshEndpoint) -> Result<bo
     };
     for identity in identities {
         let key = identity.public_key().into_owned();
-        let hash = if key.algorithm().is_rsa() {
-            handle
-                .best_supported_rsa_hash()
-                .await
-                .ok()
-                .flatten()
-                .flatten()
-        } else {
-            None
-        };
+        let hash = rsa_hash(handle, key.algorithm()).await;
         match handle
             .authenticate_publickey_with(hop.user.clone(), key, hash, &mut agent)
             .await
@@ -109,11 +100,12 @@ async fn with_agent(handle: &mut Handle<Client>, hop: &SshEndpoint) -> Result<bo
     Ok(false)
 }
 
+/// The signature hash the server prefers for RSA keys (`None` for other algorithms).
 async fn rsa_hash(
     handle: &Handle<Client>,
-    key: &russh::keys::PrivateKey,
+    algorithm: russh::keys::Algorithm,
 ) -> Option<russh::keys::HashAlg> {
-    if key.algorithm().is_rsa() {
+    if algorithm.is_rsa() {
         handle
             .best_supported_rsa_hash()
             .await
