@@ -34,6 +34,7 @@ import pymongo  # noqa: E402
 from sample_data import seed  # noqa: E402
 from support import MongoWire, Nexus, Proc, Sshd, keygen  # noqa: E402
 from support.procs import descendants, free_port, port_open, wait_until  # noqa: E402
+from support.rawhttp import stateless_call  # noqa: E402
 from support.ssh import current_user  # noqa: E402
 
 NEXUS = REPO / "target" / "release" / "nexus-mcp"
@@ -83,11 +84,8 @@ class Sampler:
 
 
 def call_body(tool: str, arguments: dict) -> dict:
-    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "nexus-bench", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {}}
-    return {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": tool, "arguments": {**arguments, "connectionId": "preconfigured"}, "_meta": meta}}
+    """The same stateless request for both servers (the official one needs its connectionId; nexus ignores it)."""
+    return stateless_call(tool, {**arguments, "connectionId": "preconfigured"})[0]
 
 
 def loadgen(args: list[str]) -> dict:

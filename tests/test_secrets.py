@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
-from support import REPO, Sshd, keygen
+from support import Sshd, keygen
+from support.ssh import TEST_USER, test_user_password
 
 
 def test_secrets_never_appear_in_logs_probes_metrics_or_check(stack, tmp_path):
-    password = (REPO / ".run" / "test-user-password").read_text().strip()
+    password = test_user_password()
     passphrase = "pass-Phrase-7781"
     mongo_password = "m0ngo-S3cret-991"
     token = "tok-0123456789abcdef-XYZ"
@@ -17,7 +18,7 @@ def test_secrets_never_appear_in_logs_probes_metrics_or_check(stack, tmp_path):
     tokens = tmp_path / "tokens"
     tokens.write_text(f"tester:{token}\n")
     config = dict(
-        ssh={"host": sshd.host, "port": sshd.port, "user": "nexus-tunnel-test", "password": password,
+        ssh={"host": sshd.host, "port": sshd.port, "user": TEST_USER, "password": password,
              "private_key": str(key), "private_key_passphrase": passphrase},
         # nx-27017 has no authentication: the credentials make the mongodb stage fail (MONGO_AUTH_FAILED or
         # unreachable), which exercises the error paths too.

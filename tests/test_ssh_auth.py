@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from support import Agent, REPO, Sshd, keygen
+from support import Agent, Sshd, keygen
+from support.ssh import TEST_USER, test_user_password
 
 
 def test_an_encrypted_key_with_its_passphrase(stack, tmp_path):
@@ -33,10 +34,10 @@ def test_rsa_and_ecdsa_keys(stack, tmp_path):
 
 
 def test_password_authentication(tmp_path, stack):
-    password = (REPO / ".run" / "test-user-password").read_text().strip()
+    password = test_user_password()
     sshd = Sshd(tmp_path / "pw-sshd", password_auth=True)
     stack.known_hosts.write_text(sshd.known_hosts_line())
-    config = {"host": sshd.host, "port": sshd.port, "user": "nexus-tunnel-test", "password": password,
+    config = {"host": sshd.host, "port": sshd.port, "user": TEST_USER, "password": password,
               "private_key": None}
     nexus = stack.nexus(ssh=config)
     nexus.wait_ready()

@@ -6,7 +6,8 @@ import time
 
 import pymongo
 
-from support import Nexus, call_tool, free_port
+from support import Nexus, free_port
+from support.rawhttp import post, stateless_call
 
 
 def test_startup_latches_and_the_forward_carries_real_mongodb_traffic(stack):
@@ -94,8 +95,8 @@ def test_sigterm_waits_for_an_in_flight_call_while_ready_says_503(stack):
     nexus.wait_ready()
     stack.mongo.proc.signal(signal.SIGSTOP)  # the next call hangs in the driver until SIGCONT
     outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(
-        result=call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "orders"})))
+    body, headers = stateless_call("count", {"database": "shop", "collection": "orders"})
+    worker = threading.Thread(target=lambda: outcome.update(result=post(nexus, body, headers)))
     worker.start()
     try:
         nexus.wait_until(lambda: nexus.metric("nexus_mcp_in_flight") == 1, 10, "the call to be in flight")
@@ -106,7 +107,8 @@ def test_sigterm_waits_for_an_in_flight_call_while_ready_says_503(stack):
     finally:
         stack.mongo.proc.signal(signal.SIGCONT)
     worker.join(30)
-    assert not outcome["result"].is_error, outcome["result"].text
+    status, _, answer = outcome["result"]
+    assert status == 200 and '"isError":false' in answer, answer
     assert nexus.proc.wait(20) == 0
 
 

@@ -27,6 +27,21 @@ def keygen(directory: Path, name: str = "id_ed25519", kind: str = "ed25519", pas
     return path
 
 
+TEST_USER = "nexus-tunnel-test"
+
+
+def test_user_password() -> str:
+    """The password-auth test user's password (.run/test-user-password, created by `make deps`). The user is shared
+    by every checkout on the machine, so the password is set again here: another checkout may have changed it."""
+    from .nexus import REPO
+    path = REPO / ".run" / "test-user-password"
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: run `make deps` (scripts/install-test-deps.sh)")
+    password = path.read_text().strip()
+    subprocess.run(["chpasswd"], input=f"{TEST_USER}:{password}\n", text=True, check=True, capture_output=True)
+    return password
+
+
 def current_user() -> str:
     import pwd
     return pwd.getpwuid(os.getuid()).pw_name
