@@ -179,7 +179,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         ToolContext {
             mongo: mongo_cell.clone(),
             max_time: config.mongo.max_time,
-            guard: Guard::new(&config.mcp),
+            guard: Arc::new(Guard::new(&config.mcp)),
             confirm_destructive: config.mcp.confirm_destructive,
         },
         health.clone(),

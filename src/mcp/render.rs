@@ -47,6 +47,17 @@ impl Output {
     }
 }
 
+/// A JSON object from `fields`, moving the values in (`json!` and `to_value` would deep-copy them: for a batch of
+/// documents that costs more than rendering it).
+pub fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
 /// Arrays of documents are rendered one per line: compact, yet readable.
 fn render_data(data: &Value) -> String {
     match data {

@@ -53,7 +53,8 @@ pub struct NexusServer {
     /// The effective configuration, secrets redacted.
     config: Arc<Value>,
     audit: Arc<Audit>,
-    tool_router: ToolRouter<Self>,
+    /// Shared: the server is cloned for every HTTP request.
+    tool_router: Arc<ToolRouter<Self>>,
     /// The tool list as advertised: schemas without the non-standard integer formats schemars adds.
     tools: Arc<Vec<Tool>>,
 }
@@ -99,7 +100,7 @@ impl NexusServer {
                     .map(portable_schemas)
                     .collect(),
             ),
-            tool_router,
+            tool_router: Arc::new(tool_router),
         }
     }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{AppliedLimits, ToolContext, ToolError, ns, plural, relaxed_all, response_bytes};
 use crate::mcp::ejson;
-use crate::mcp::render::Output;
+use crate::mcp::render::{Output, object};
 use crate::mongo::collect::collect;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -67,12 +67,13 @@ pub async fn run(ctx: &ToolContext, a: AggregateArgs) -> Result<Output, ToolErro
         ns(&a.database, &a.collection),
         plural(count, "document", "documents"),
     );
-    let structured = json!(AggregateOutput {
-        database: a.database,
-        collection: a.collection,
-        documents: relaxed_all(collected.documents),
-        count,
-        applied_limits: applied,
-    });
+    // Built by moving the documents in; the shape is `AggregateOutput` (the output schema).
+    let structured = object([
+        ("database", a.database.into()),
+        ("collection", a.collection.into()),
+        ("documents", Value::Array(relaxed_all(collected.documents))),
+        ("count", count.into()),
+        ("appliedLimits", json!(applied)),
+    ]);
     Ok(Output::data(summary, structured, "/documents"))
 }

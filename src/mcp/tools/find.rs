@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{
     AppliedLimits, ToolContext, ToolError, doc_arg, ns, plural, relaxed_all, response_bytes,
 };
-use crate::mcp::render::Output;
+use crate::mcp::render::{Output, object};
 use crate::mongo::collect::collect;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -97,12 +97,13 @@ pub async fn run(ctx: &ToolContext, a: FindArgs) -> Result<Output, ToolError> {
         ns(&a.database, &a.collection),
         applied.note(count)
     );
-    let structured = json!(FindOutput {
-        database: a.database,
-        collection: a.collection,
-        documents: relaxed_all(collected.documents),
-        count,
-        applied_limits: applied,
-    });
+    // Built by moving the documents in; the shape is `FindOutput` (the output schema).
+    let structured = object([
+        ("database", a.database.into()),
+        ("collection", a.collection.into()),
+        ("documents", Value::Array(relaxed_all(collected.documents))),
+        ("count", count.into()),
+        ("appliedLimits", json!(applied)),
+    ]);
     Ok(Output::data(summary, structured, "/documents"))
 }

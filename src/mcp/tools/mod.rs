@@ -44,7 +44,7 @@ pub struct ToolContext {
     pub mongo: Arc<OnceLock<Mongo>>,
     /// `mongo.max_time`, sent as `maxTimeMS`.
     pub max_time: Duration,
-    pub guard: Guard,
+    pub guard: Arc<Guard>,
     /// Whether destructive tools must ask the user first (`mcp.confirm_destructive`).
     pub confirm_destructive: bool,
 }
