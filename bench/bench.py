@@ -393,13 +393,17 @@ def soak(work: Path, minutes: float) -> None:
                            "rps": r["rps"], "rss_mib": rss_kib(nexus.proc.pid) / 1024, "errors": r["errors"]})
             print(json.dumps(slices[-1]), flush=True)
         end_rss = rss_kib(nexus.proc.pid)
-        growth = (end_rss - start_rss) / start_rss * 100
-        summary = {"minutes": minutes, "errors": errors, "rss_start_mib": start_rss / 1024,
-                   "rss_end_mib": end_rss / 1024, "rss_growth_pct": growth, "slices": slices}
+        # Growth is measured from the first loaded slice (steady state), not from the idle process.
+        loaded = slices[0]["rss_mib"] * 1024
+        growth = (end_rss - loaded) / loaded * 100
+        summary = {"minutes": minutes, "errors": errors, "rss_idle_mib": start_rss / 1024,
+                   "rss_first_slice_mib": loaded / 1024, "rss_end_mib": end_rss / 1024, "rss_growth_pct": growth,
+                   "slices": slices}
         RESULTS.mkdir(exist_ok=True)
         out = RESULTS / f"soak-{dt.date.today()}.json"
         out.write_text(json.dumps(summary, indent=2))
-        print(f"soak: {errors} errors, RSS {start_rss / 1024:.1f} → {end_rss / 1024:.1f} MiB ({growth:+.1f} %); {out}")
+        print(f"soak: {errors} errors, RSS idle {start_rss / 1024:.1f}, loaded {loaded / 1024:.1f} → "
+              f"{end_rss / 1024:.1f} MiB ({growth:+.1f} % under load); {out}")
         nexus.stop()
     finally:
         b.close()

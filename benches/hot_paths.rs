@@ -12,15 +12,9 @@ use std::hint::black_box;
 
 fn guard() -> Guard {
     Guard::new(&McpConfig {
-        read_only: true,
         allowed_databases: vec!["shop*".into()],
         denied_databases: vec!["secret*".into()],
-        allowed_collections: vec![],
-        default_limit: 10,
-        max_documents: 100,
-        max_bytes: bytesize::ByteSize::mib(1),
-        block_server_side_js: true,
-        confirm_destructive: true,
+        ..McpConfig::shipped_defaults()
     })
 }
 

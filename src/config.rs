@@ -379,6 +379,28 @@ pub struct McpConfig {
     pub confirm_destructive: bool,
 }
 
+impl McpConfig {
+    /// The shipped `[mcp]` defaults (for tests and benchmarks that need a guard without a whole config).
+    ///
+    /// # Panics
+    /// Never with the compiled-in file (a unit test loads it).
+    pub fn shipped_defaults() -> Self {
+        #[derive(Deserialize)]
+        struct Defaults {
+            mcp: RawMcp,
+        }
+        let defaults: Defaults = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .expect("config/default.toml has an [mcp] section");
+        validate_mcp(defaults.mcp).expect("config/default.toml's [mcp] section is valid")
+    }
+}
+
 /// Logging.
 #[derive(Clone, Debug, Serialize)]
 pub struct LogConfig {
@@ -1109,6 +1131,13 @@ mod tests {
         );
         s.insecure_no_auth = true;
         assert!(load(&s).unwrap().server.insecure_no_auth);
+    }
+
+    #[test]
+    fn shipped_mcp_defaults_are_fail_closed() {
+        let mcp = McpConfig::shipped_defaults();
+        assert!(mcp.read_only && mcp.block_server_side_js && mcp.confirm_destructive);
+        assert_eq!((mcp.default_limit, mcp.max_documents), (10, 100));
     }
 
     #[test]

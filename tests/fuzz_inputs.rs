@@ -63,14 +63,8 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn guard(read_only: bool) -> Guard {
     Guard::new(&McpConfig {
         read_only,
-        allowed_databases: vec![],
         denied_databases: vec!["secret*".into()],
-        allowed_collections: vec![],
-        default_limit: 10,
-        max_documents: 100,
-        max_bytes: bytesize::ByteSize::mib(1),
-        block_server_side_js: true,
-        confirm_destructive: true,
+        ..McpConfig::shipped_defaults()
     })
 }
 

@@ -330,17 +330,7 @@ mod tests {
     use super::*;
 
     fn guard(edit: impl FnOnce(&mut McpConfig)) -> Guard {
-        let mut cfg = McpConfig {
-            read_only: true,
-            allowed_databases: vec![],
-            denied_databases: vec![],
-            allowed_collections: vec![],
-            default_limit: 10,
-            max_documents: 100,
-            max_bytes: bytesize::ByteSize::mib(1),
-            block_server_side_js: true,
-            confirm_destructive: true,
-        };
+        let mut cfg = McpConfig::shipped_defaults();
         edit(&mut cfg);
         Guard::new(&cfg)
     }
