@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use mongodb::options::ClientOptions;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,8 +17,6 @@ use crate::config::Config;
 use crate::error::ErrorClass;
 use crate::health::{self, Health, Observation, Stage};
 use crate::metrics::Metrics;
-use mongodb::options::ClientOptions;
-
 use crate::mongo::{Mongo, MongoError};
 use crate::tunnel::{Tunnel, TunnelError, TunnelState};
 
