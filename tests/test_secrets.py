@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from support import Sshd, keygen
-from support.ssh import TEST_USER, test_user_password
+from support.ssh import TEST_USER, password_user_secret
 
 
 def test_secrets_never_appear_in_logs_probes_metrics_or_check(stack, tmp_path):
-    password = test_user_password()
+    password = password_user_secret()
     passphrase = "pass-Phrase-7781"
     mongo_password = "m0ngo-S3cret-991"
     token = "tok-0123456789abcdef-XYZ"

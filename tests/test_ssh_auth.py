@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from support import Agent, Sshd, keygen
-from support.ssh import TEST_USER, test_user_password
+from support.ssh import TEST_USER, password_user_secret
 
 
 def test_an_encrypted_key_with_its_passphrase(stack, tmp_path):
@@ -34,7 +34,7 @@ def test_rsa_and_ecdsa_keys(stack, tmp_path):
 
 
 def test_password_authentication(tmp_path, stack):
-    password = test_user_password()
+    password = password_user_secret()
     sshd = Sshd(tmp_path / "pw-sshd", password_auth=True)
     stack.known_hosts.write_text(sshd.known_hosts_line())
     config = {"host": sshd.host, "port": sshd.port, "user": TEST_USER, "password": password,

@@ -30,7 +30,7 @@ def keygen(directory: Path, name: str = "id_ed25519", kind: str = "ed25519", pas
 TEST_USER = "nexus-tunnel-test"
 
 
-def test_user_password() -> str:
+def password_user_secret() -> str:
     """The password-auth test user's password (.run/test-user-password, created by `make deps`). The user is shared
     by every checkout on the machine, so the password is set again here: another checkout may have changed it."""
     from .nexus import REPO
