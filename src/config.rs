@@ -734,7 +734,12 @@ fn validate_tunnel(
     }
 
     let local_listen = parse_socket_addr("tunnel.local_listen", &tunnel.local_listen)?;
-    positive("tunnel.max_connections", tunnel.max_connections)?;
+    if tunnel.max_connections < 3 {
+        return Err(ConfigError::invalid(
+            "tunnel.max_connections",
+            "must be at least 3: the MongoDB driver keeps monitoring connections besides its pool",
+        ));
+    }
     let (remote_host, remote_port) = match (tunnel.remote_host, tunnel.remote_port) {
         (Some(host), port) => (host, port.unwrap_or(uri.first_host().1)),
         (None, port) => {
@@ -1055,6 +1060,10 @@ mod tests {
                 "ssh.reconnect_max_delay",
             ),
             (("NEXUS_MCP__DEFAULT_LIMIT", "1000"), "mcp.default_limit"),
+            (
+                ("NEXUS_TUNNEL__MAX_CONNECTIONS", "1"),
+                "tunnel.max_connections",
+            ),
             (("NEXUS_LOG__LEVEL", "info,[=="), "log.level"),
         ] {
             let e = err(MINIMAL, &[env]);

@@ -1,12 +1,13 @@
 """Startup, the forward, `check`, configuration errors and shutdown — the spine as a user meets it."""
 
 import signal
+import socket
 import threading
 import time
 
 import pymongo
 
-from support import Nexus, free_port
+from support import Nexus, call_tool, free_port
 from support.rawhttp import post, stateless_call
 
 
@@ -119,3 +120,27 @@ def test_health_subcommand_probes_for_docker(stack):
     assert ok.returncode == 0
     down = nexus.run("health", "--url", f"http://127.0.0.1:{free_port()}/health", "--timeout", "1s")
     assert down.returncode == 1 and "connect" in down.stderr
+
+
+def test_without_ssh_it_connects_directly_for_local_development(stack, tmp_path):
+    nexus = Nexus(tmp_path / "direct", {"ssh": {"enabled": False}, "mongo": {"uri": stack.mongo.uri}})
+    nexus.wait_ready()
+    assert set(nexus.get("/ready")[1]["checks"]) == {"mongodb"}
+    assert not call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "notes"}).is_error
+    nexus.stop()
+
+
+def test_tunnel_max_connections_closes_extra_connections_at_once(stack):
+    nexus = stack.nexus(tunnel={"max_connections": 3})
+    nexus.wait_ready()
+    # Hold 4 raw connections (the driver inside nexus-mcp holds some too): those over the cap are closed at once.
+    sockets = [socket.create_connection(("127.0.0.1", nexus.forward_port), timeout=1) for _ in range(4)]
+    closed = 0
+    for s in sockets:
+        try:
+            closed += s.recv(1) == b""
+        except TimeoutError:
+            pass  # carried to MongoDB, which waits for the client to speak
+        s.close()
+    assert closed >= 1
+    assert nexus.metric('nexus_tunnel_connections_refused_total{reason="limit"}') >= closed
