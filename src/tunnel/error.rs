@@ -30,6 +30,14 @@ pub enum TunnelError {
         line: usize,
         fingerprint: String,
     },
+    #[error(
+        "host key of {endpoint} ({fingerprint}) is marked @revoked in {known_hosts}: refusing to connect"
+    )]
+    HostKeyRevoked {
+        endpoint: String,
+        known_hosts: String,
+        fingerprint: String,
+    },
     #[error("cannot check the host key of {endpoint}: {reason}")]
     KnownHosts { endpoint: String, reason: String },
     #[error("authentication as {endpoint} failed; tried: {tried}")]
@@ -54,7 +62,9 @@ impl TunnelError {
             | Self::Down(_)
             | Self::SessionLost(_) => ErrorClass::SshUnreachable,
             Self::HostKeyUnknown { .. } | Self::KnownHosts { .. } => ErrorClass::SshHostKeyUnknown,
-            Self::HostKeyMismatch { .. } => ErrorClass::SshHostKeyMismatch,
+            Self::HostKeyMismatch { .. } | Self::HostKeyRevoked { .. } => {
+                ErrorClass::SshHostKeyMismatch
+            }
             Self::AuthFailed { .. } | Self::PrivateKey { .. } => ErrorClass::SshAuthFailed,
             Self::ForwardRefused { .. } => ErrorClass::SshForwardRefused,
             Self::Bind { .. } => ErrorClass::ConfigInvalid,

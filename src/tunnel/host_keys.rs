@@ -33,6 +33,14 @@ pub(super) fn verify(
         return Verdict::AcceptedInsecurely;
     }
     let known_hosts_name = known_hosts.display().to_string();
+    // russh skips `@revoked` lines; a revoked key is refused whatever else the file says.
+    if revoked(known_hosts, key) {
+        return Verdict::Refused(TunnelError::HostKeyRevoked {
+            endpoint: endpoint.to_string(),
+            known_hosts: known_hosts_name,
+            fingerprint,
+        });
+    }
     match russh::keys::check_known_hosts_path(&endpoint.host, endpoint.port, key, known_hosts) {
         Ok(true) => Verdict::Trusted,
         Ok(false) if policy == HostKeyPolicy::AcceptNew => {
@@ -67,6 +75,21 @@ pub(super) fn verify(
             reason: format!("{known_hosts_name}: {e}"),
         }),
     }
+}
+
+/// Whether known_hosts marks `key` `@revoked` (for any host, as OpenSSH does).
+fn revoked(known_hosts: &Path, key: &PublicKey) -> bool {
+    let Ok(text) = std::fs::read_to_string(known_hosts) else {
+        return false;
+    };
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("@revoked"))
+        .filter_map(|rest| {
+            let mut fields = rest.split_whitespace().skip(1);
+            let (kind, base64) = (fields.next()?, fields.next()?);
+            PublicKey::from_openssh(&format!("{kind} {base64}")).ok()
+        })
+        .any(|k| k.key_data() == key.key_data())
 }
 
 #[cfg(test)]
@@ -114,6 +137,27 @@ mod tests {
         assert!(matches!(
             verify(&endpoint(2222), &key(KEY_A), &missing, strict),
             Verdict::Refused(TunnelError::HostKeyUnknown { .. })
+        ));
+    }
+
+    #[test]
+    fn revoked_keys_are_refused_even_when_also_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let kh = dir.path().join("known_hosts");
+        std::fs::write(
+            &kh,
+            format!("[127.0.0.1]:2222 {KEY_A}\n@revoked * {KEY_A}\n"),
+        )
+        .unwrap();
+        for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
+            assert!(matches!(
+                verify(&endpoint(2222), &key(KEY_A), &kh, policy),
+                Verdict::Refused(TunnelError::HostKeyRevoked { .. })
+            ));
+        }
+        assert!(matches!(
+            verify(&endpoint(2223), &key(KEY_B), &kh, HostKeyPolicy::AcceptNew),
+            Verdict::Learned
         ));
     }
 
