@@ -1,34 +1,40 @@
 #!/usr/bin/env bash
-# Installs what the integration tests and the demo need, idempotently (fast when everything is present):
-#   - OpenSSH server + client (sshd, ssh-keygen, ssh-agent, ssh-add) from Debian packages;
-#   - .venv with the pinned Python packages of requirements-dev.txt (nx-27017, mcp, pymongo, pytest);
+# Installs what the integration tests need, idempotently (fast when everything is present):
+#   - everything `make demo` needs (scripts/install-demo-deps.sh): OpenSSH server + client and python3-venv (apt-get),
+#     and .venv with the pinned Python packages of requirements-dev.txt (pip);
+#   - Node.js + npm (Debian packages when absent) and tests/node's pinned npm packages (npm ci of its lockfile): the
+#     TypeScript MCP SDK and the MCP Inspector;
 #   - a local user `nexus-tunnel-test` with a random password (in .run/test-user-password) for password-auth tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scripts/install-demo-deps.sh
 
 say() { printf '[deps] %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
   echo "[deps] need root to run: $*" >&2; exit 1; fi; }
 
-missing=()
-[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
-command -v ssh-keygen >/dev/null && command -v ssh-agent >/dev/null || missing+=(openssh-client)
-command -v python3 >/dev/null || missing+=(python3 python3-venv)
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing ${missing[*]} (apt)"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "installing nodejs npm (apt-get)"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null \
-    || { echo "[deps] apt-get install ${missing[*]} failed: install them by hand" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nodejs npm >/dev/null \
+    || { echo "[deps] apt-get install nodejs npm failed: install them by hand" >&2; exit 1; }
 fi
-as_root mkdir -p /run/sshd
 
-stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "creating .venv with requirements-dev.txt"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
-  echo "$want" > "$stamp"
+# The TypeScript MCP SDK, the client most MCP hosts use (tests/test_ts_client.py drives tests/node/mcp-client.mjs), and
+# the MCP Inspector CLI that README.md's examples run (tests/test_readme.py).
+command -v node >/dev/null && command -v npm >/dev/null \
+  || { echo "[deps] node and npm are required for tests/node (install Node.js >= 18 with npm)" >&2; exit 1; }
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 18 ] \
+  || { echo "[deps] tests/node needs Node.js >= 18 (the MCP SDK's engines), found $(node --version)" >&2; exit 1; }
+node_stamp=tests/node/node_modules/.package-lock.sha256
+node_want=$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]; then
+  say "installing tests/node (npm ci, $(grep -m1 -o '"@modelcontextprotocol/sdk": "[^"]*"' tests/node/package.json))"
+  (cd tests/node && npm ci --no-audit --no-fund --silent) \
+    || { echo "[deps] npm ci in tests/node failed (is the npm registry reachable?)" >&2; exit 1; }
+  echo "$node_want" > "$node_stamp"
 fi
 
 mkdir -p .run && chmod 700 .run
@@ -44,4 +50,4 @@ fi
 # The user is shared by every checkout on this machine: (re)set its password to this checkout's every time.
 echo "$user:$(cat .run/test-user-password)" | as_root chpasswd
 as_root usermod -U "$user" 2>/dev/null || true
-say "ready: $(/usr/sbin/sshd -V 2>&1 | head -1), $(.venv/bin/python --version), nx-27017 $(.venv/bin/pip show nx-27017 2>/dev/null | awk '/^Version/{print $2}')"
+say "ready: $(/usr/sbin/sshd -V 2>&1 | head -1), $(.venv/bin/python --version), nx-27017 $(.venv/bin/pip show nx-27017 2>/dev/null | awk '/^Version/{print $2}'), node $(node --version)"

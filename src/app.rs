@@ -42,6 +42,18 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How often the tokens file is checked for changes.
 const TOKENS_POLL: Duration = Duration::from_secs(2);
 
+/// A configured listen address is taken by another process at run time: not a configuration error (the same
+/// configuration works once the other process is gone), so it has its own class and exit code.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{}: {key} {addr} is in use by another process (another nexus-mcp?); stop it or choose another address",
+    ErrorClass::AddressInUse
+)]
+pub struct AddressInUse {
+    pub key: &'static str,
+    pub addr: std::net::SocketAddr,
+}
+
 /// Reloads the bearer tokens on SIGHUP.
 async fn reload_on_sighup(tokens: Arc<Tokens>, stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -124,6 +136,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             tracing::warn!(listen = %config.server.listen, cause = %e, "probes and /metrics disabled: cannot bind server.listen");
             None
         }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return Err(AddressInUse {
+                key: "server.listen",
+                addr: config.server.listen,
+            }
+            .into());
+        }
         Err(e) => {
             return Err(ConfigError::Invalid {
                 key: "server.listen".into(),
@@ -190,6 +209,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     );
     let tools = server.tool_names();
 
+    // MCP is served at once, over HTTP as over stdio: clients can handshake and list tools during startup, and a
+    // tool call gets "starting (stage …)" with the reason when a stage is failing, instead of an opaque 503.
+    if !stdio {
+        mcp_slot.install(mcp_router(&config, server.clone(), http_stop.child_token()));
+    }
+
     // stdio: serve the protocol at once (clients handshake immediately); tools say "starting" until ready.
     let stdin_closed = CancellationToken::new();
     if stdio {
@@ -209,9 +234,6 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
 
     let startup = supervisor.run(tunnel.as_ref(), mongo_options, |mongo| {
         let _ = mongo_cell.set(mongo.clone());
-        if !stdio {
-            mcp_slot.install(mcp_router(&config, server.clone(), http_stop.child_token()));
-        }
         format!(
             "{} tools ({}), MCP over {}",
             tools.len(),

@@ -504,8 +504,43 @@ fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
     serde_path_to_error::deserialize(merged).map_err(|e| {
         let key = e.path().to_string();
         let reason = first_line(&from_config_error(e.into_inner()).to_string());
-        ConfigError::invalid(key, reason)
+        ConfigError::invalid(key, with_suggestion(&reason))
     })
+}
+
+/// Rewrites serde's "unknown field `x`, expected one of `a`, `b`, …" as "unknown field `x`: did you mean `a`?"
+/// when one known key is close (a typo), keeping the list otherwise.
+fn with_suggestion(reason: &str) -> String {
+    let Some((head, expected)) = reason.split_once(", expected one of ") else {
+        return reason.to_string();
+    };
+    let Some(unknown) = head.split('`').nth(1) else {
+        return reason.to_string();
+    };
+    let known = expected.split(", ").map(|k| k.trim_matches('`'));
+    let closest = known
+        .map(|k| (edit_distance(unknown, k), k))
+        .min_by_key(|(d, _)| *d);
+    match closest {
+        Some((d, k)) if d <= 2.max(unknown.len() / 4) => format!("{head}: did you mean `{k}`?"),
+        _ => reason.to_string(),
+    }
+}
+
+/// Levenshtein distance (short keys only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Keys whose env values are comma-separated lists.
@@ -1168,5 +1203,16 @@ mod tests {
         assert_eq!(parse_endpoint("[::1]:2022", "d").unwrap().host, "::1");
         assert!(parse_endpoint("h:0", "d").is_err());
         assert!(parse_endpoint("h:x", "d").is_err());
+    }
+
+    #[test]
+    fn a_typo_gets_the_closest_key() {
+        let reason = "ssh: unknown field `keepalive_intervall`, expected one of `enabled`, `host`, `keepalive_interval`, `keepalive_max`";
+        assert_eq!(
+            with_suggestion(reason),
+            "ssh: unknown field `keepalive_intervall`: did you mean `keepalive_interval`?"
+        );
+        let far = "unknown field `colour`, expected one of `host`, `port`";
+        assert_eq!(with_suggestion(far), far);
     }
 }

@@ -22,6 +22,8 @@ pub enum ErrorClass {
     SshAuthFailed,
     /// The bastion refused to open the forward to the MongoDB host (policy or target unreachable from it).
     SshForwardRefused,
+    /// A local address nexus-mcp must listen on is taken (another process, often another nexus-mcp).
+    AddressInUse,
     /// MongoDB did not answer through the tunnel.
     MongoUnreachable,
     /// MongoDB refused the credentials in the URI.
@@ -44,6 +46,7 @@ impl ErrorClass {
             Self::SshHostKeyMismatch => "SSH_HOST_KEY_MISMATCH",
             Self::SshAuthFailed => "SSH_AUTH_FAILED",
             Self::SshForwardRefused => "SSH_FORWARD_REFUSED",
+            Self::AddressInUse => "ADDRESS_IN_USE",
             Self::MongoUnreachable => "MONGO_UNREACHABLE",
             Self::MongoAuthFailed => "MONGO_AUTH_FAILED",
             Self::MongoTimeout => "MONGO_TIMEOUT",
@@ -61,6 +64,7 @@ impl ErrorClass {
             Self::SshHostKeyMismatch => "host key mismatch",
             Self::SshAuthFailed | Self::MongoAuthFailed => "authentication failed",
             Self::SshForwardRefused => "forward refused",
+            Self::AddressInUse => "address in use",
             Self::MongoTimeout => "timeout",
             Self::QueryRejected => "query rejected",
             Self::QueryFailed => "query failed",

@@ -66,6 +66,8 @@ pub enum Observation {
     Unhealthy(ErrorClass),
     /// Known gone (not merely slow); flips at once.
     Lost(ErrorClass),
+    /// No verdict yet (e.g. a connection attempt under way): changes nothing.
+    Pending,
 }
 
 /// The cached status of one check.
@@ -93,6 +95,9 @@ impl CheckStatus {
 
     /// Applies one result; returns whether `healthy` flipped.
     fn apply(&mut self, obs: Observation) -> bool {
+        if obs == Observation::Pending {
+            return false;
+        }
         let before = self.healthy;
         let first = !self.observed;
         self.observed = true;
@@ -119,6 +124,7 @@ impl CheckStatus {
                     self.error = None;
                 }
             }
+            Observation::Pending => {}
             Observation::Unhealthy(class) => {
                 if first || !self.healthy {
                     self.healthy = false;
@@ -178,8 +184,10 @@ struct Inner {
     stage: AtomicU8,
     /// The startup latch: set once, never cleared.
     started: AtomicBool,
-    /// Wakes callers of [`Health::wait_started`].
+    /// Wakes callers of [`Health::wait_started`]: startup completed, or a check or stage recorded a result.
     started_notify: Notify,
+    /// Why the current startup stage's last attempt failed (cleared when it succeeds).
+    startup_failure: Mutex<Option<String>>,
     /// Set at shutdown: /ready answers 503 from then on.
     draining: AtomicBool,
     metrics: HealthMetrics,
@@ -220,6 +228,7 @@ impl Health {
                 stage: AtomicU8::new(Stage::Tunnel as u8),
                 started: AtomicBool::new(false),
                 started_notify: Notify::new(),
+                startup_failure: Mutex::new(None),
                 draining: AtomicBool::new(false),
                 metrics,
                 startup_metrics,
@@ -242,6 +251,7 @@ impl Health {
             let mut s = check.status.lock().unwrap_or_else(|p| p.into_inner());
             (s.apply(obs), s.clone())
         };
+        self.inner.started_notify.notify_waiters();
         if flipped {
             self.inner
                 .metrics
@@ -360,16 +370,58 @@ impl Health {
 
     /// Waits up to `limit` for startup to complete; returns whether it did.
     pub async fn wait_started(&self, limit: Duration) -> bool {
+        self.wait_started_unless_failing(limit).await && self.is_started()
+    }
+
+    /// Waits up to `limit` for startup to complete, but only while no attempt has failed yet: a caller that would
+    /// wait for a stage that is already failing gets its answer (and the reason) at once. Returns whether the
+    /// wait ended before `limit` (started, or failing).
+    pub async fn wait_started_unless_failing(&self, limit: Duration) -> bool {
         let wait = async {
             loop {
                 let notified = self.inner.started_notify.notified();
-                if self.is_started() {
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.is_started() || self.startup_failing().is_some() {
                     return;
                 }
                 notified.await;
             }
         };
         tokio::time::timeout(limit, wait).await.is_ok()
+    }
+
+    /// Records why the current startup stage's last attempt failed (`None` once it succeeds).
+    pub fn set_startup_failure(&self, why: Option<String>) {
+        *self
+            .inner
+            .startup_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = why;
+        self.inner.started_notify.notify_waiters();
+    }
+
+    /// During startup: why it is not progressing — the current stage's failure, or a dependency already seen
+    /// unhealthy (e.g. the tunnel reconnecting). `None` while the first attempts are under way.
+    pub fn startup_failing(&self) -> Option<String> {
+        if let Some(why) = self
+            .inner
+            .startup_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Some(why);
+        }
+        let observed_down = self.inner.checks.iter().any(|c| {
+            let s = c.status.lock().unwrap_or_else(|p| p.into_inner());
+            s.observed && !s.healthy
+        });
+        if observed_down {
+            self.unavailable()
+        } else {
+            None
+        }
     }
 
     /// Shutdown began: /ready answers 503 from now on.
@@ -391,6 +443,29 @@ impl Health {
 
     pub fn is_ready(&self) -> bool {
         self.is_started() && !self.is_draining() && self.dependencies_healthy()
+    }
+
+    /// The probe's verdict and its JSON body. `verbose` adds, for each unhealthy check, the sentence tool errors
+    /// use (host names and retry state; never a secret).
+    pub fn report_verbose(&self, probe: Probe) -> (bool, Value) {
+        let (ok, mut body) = self.report(probe);
+        for c in &self.inner.checks {
+            let healthy = c.status.lock().unwrap_or_else(|p| p.into_inner()).healthy;
+            if let (false, Some(explain)) = (healthy, c.explainer.get()) {
+                body["checks"][c.name]["detail"] = json!(explain());
+            }
+        }
+        if !self.is_started()
+            && let Some(why) = self
+                .inner
+                .startup_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        {
+            body["startupError"] = json!(why);
+        }
+        (ok, body)
     }
 
     /// The probe's verdict and its JSON body.

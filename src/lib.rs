@@ -26,6 +26,7 @@ pub mod app;
 pub mod audit;
 pub mod backoff;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod health;
 pub mod http;

@@ -1,7 +1,7 @@
 //! The `nexus-mcp` binary: CLI → config → tracing → app, and exit codes.
 //!
-//! Exit codes: 0 success; 1 `health` probe not 200; 64 configuration error (names the key); 70 unexpected
-//! error; `check`: 11 tunnel stage failed, 12 mongodb stage failed, 13 mcp stage failed.
+//! Exit codes: 0 success; 1 `health` probe not 200; 64 configuration error (names the key); 69 `server.listen`
+//! in use by another process; 70 unexpected error; `check`: 11 tunnel stage failed, 12 mongodb stage failed, 13 mcp stage failed.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -16,6 +16,8 @@ use nexus_mcp::{app, probe, supervisor};
 
 const EXIT_CONFIG: u8 = 64;
 const EXIT_SOFTWARE: u8 = 70;
+/// `server.listen` is taken by another process (sysexits' EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
 
 #[derive(Parser)]
 #[command(
@@ -23,7 +25,8 @@ const EXIT_SOFTWARE: u8 = 70;
     version,
     about = "MCP server for MongoDB behind an SSH bastion: one process, in-process self-healing tunnel",
     args_conflicts_with_subcommands = true,
-    after_help = "Exit codes: 0 ok, 1 health probe not 200, 64 config error, 70 unexpected error, \
+    after_help = "Exit codes: 0 ok, 1 health probe not 200, 64 config error, 69 listen address in use, \
+                  70 unexpected error, \
                   check: 11 tunnel, 12 mongodb, 13 mcp stage failed."
 )]
 struct Cli {
@@ -140,7 +143,8 @@ fn load(sources: Sources) -> Option<Config> {
 
 fn init_logging(log: &config::LogConfig) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(quiet_deps(&log.level)));
     let json = match log.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
@@ -162,12 +166,29 @@ fn init_logging(log: &config::LogConfig) {
     }
 }
 
+/// Dependencies log at `warn` unless the level names them: rmcp's INFO lines carry debug dumps of every request
+/// and session, which drown our own lines (`log.level = "info,rmcp=info"` brings them back).
+fn quiet_deps(level: &str) -> String {
+    const QUIET: [&str; 2] = ["rmcp", "mongodb"];
+    let mut filter = level.to_string();
+    for dep in QUIET {
+        if !level.contains(dep) {
+            filter.push_str(&format!(",{dep}=warn"));
+        }
+    }
+    filter
+}
+
 async fn serve(config: Config) -> ExitCode {
     match app::serve(config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
             eprintln!("nexus-mcp: configuration error: {e:#}");
             ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) if e.downcast_ref::<app::AddressInUse>().is_some() => {
+            eprintln!("nexus-mcp: {e:#}");
+            ExitCode::from(EXIT_UNAVAILABLE)
         }
         Err(e) => {
             tracing::error!(cause = format!("{e:#}"), "nexus-mcp failed");

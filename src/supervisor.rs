@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::ErrorClass;
 use crate::health::{self, Health, Observation, Stage};
 use crate::metrics::Metrics;
-use crate::mongo::{Mongo, MongoError};
+use crate::mongo::Mongo;
 use crate::tunnel::{Tunnel, TunnelError, TunnelState};
 
 /// Retry policy of the mongodb stage.
@@ -61,15 +61,44 @@ impl Supervisor<'_> {
             return Ok(None);
         };
         self.health.set_stage(Stage::Tunnel);
-        let tunnel = Tunnel::start(cfg, self.metrics.tunnel.clone(), self.stop.clone())
-            .await
-            .map_err(|e| StartupError::Fatal {
-                stage: "tunnel",
-                class: e.class(),
-                message: e.to_string(),
-            })?;
-        self.watch_tunnel(&tunnel);
-        Ok(Some(tunnel))
+        let mut backoff = Backoff::try_new(cfg.reconnect_min_delay, cfg.reconnect_max_delay)
+            .unwrap_or_else(|_| {
+                Backoff::try_new(MONGO_RETRY_MIN, MONGO_RETRY_MAX)
+                    .expect("constant policy is valid")
+            });
+        let mut last_class = None;
+        loop {
+            match Tunnel::start(cfg.clone(), self.metrics.tunnel.clone(), self.stop.clone()).await {
+                Ok(tunnel) => {
+                    self.watch_tunnel(&tunnel);
+                    return Ok(Some(tunnel));
+                }
+                // A port taken at run time is not a configuration error: the other process may go away.
+                Err(e @ TunnelError::AddressInUse { .. }) => {
+                    let delay = backoff.next_delay();
+                    log_stage_retry(
+                        Stage::Tunnel,
+                        &e.to_string(),
+                        e.class(),
+                        &mut last_class,
+                        delay,
+                    );
+                    self.health
+                        .set_startup_failure(Some(format!("{}: {e}", e.class())));
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.stop.cancelled() => return Err(StartupError::Cancelled),
+                    }
+                }
+                Err(e) => {
+                    return Err(StartupError::Fatal {
+                        stage: "tunnel",
+                        class: e.class(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
     }
 
     /// Parses the MongoDB driver options against the tunnel's fixed local address (no I/O), so a bad URI fails
@@ -121,7 +150,7 @@ impl Supervisor<'_> {
             class: e.class(),
             message: e.to_string(),
         })?;
-        self.mongodb_stage(&mongo).await?;
+        self.mongodb_stage(&mongo, tunnel).await?;
 
         self.health.set_stage(Stage::Mcp);
         let started = Instant::now();
@@ -203,34 +232,36 @@ impl Supervisor<'_> {
         });
     }
 
-    async fn mongodb_stage(&self, mongo: &Mongo) -> Result<(), StartupError> {
+    async fn mongodb_stage(
+        &self,
+        mongo: &Mongo,
+        tunnel: Option<&Tunnel>,
+    ) -> Result<(), StartupError> {
         self.health.set_stage(Stage::Mongodb);
+        self.explain_mongodb(tunnel);
         let started = Instant::now();
         let mut backoff =
             Backoff::try_new(MONGO_RETRY_MIN, MONGO_RETRY_MAX).expect("constant policy is valid");
         let mut last_class = None;
         loop {
             let attempt = tokio::select! {
-                result = mongo.check() => result,
+                result = mongodb_attempt(mongo, tunnel) => result,
                 () = self.stop.cancelled() => return Err(StartupError::Cancelled),
             };
             match attempt {
                 Ok(latency) => {
+                    self.health.set_startup_failure(None);
                     self.health
                         .record(health::MONGODB, Observation::Healthy(latency));
                     break;
                 }
-                Err(e) => {
+                Err((class, message)) => {
                     let delay = backoff.next_delay();
-                    log_stage_retry(
-                        Stage::Mongodb,
-                        &e.to_string(),
-                        e.class(),
-                        &mut last_class,
-                        delay,
-                    );
+                    log_stage_retry(Stage::Mongodb, &message, class, &mut last_class, delay);
                     self.health
-                        .record(health::MONGODB, Observation::Unhealthy(e.class()));
+                        .record(health::MONGODB, Observation::Unhealthy(class));
+                    self.health
+                        .set_startup_failure(Some(format!("{class}: {message}")));
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = self.stop.cancelled() => return Err(StartupError::Cancelled),
@@ -239,11 +270,21 @@ impl Supervisor<'_> {
             }
         }
         let checked = mongo.clone();
+        let forward = tunnel.cloned();
         let probe = move || {
             let mongo = checked.clone();
+            let forward = forward.clone();
             async move {
                 match mongo.ping().await {
                     Ok(latency) => Observation::Healthy(latency),
+                    // A ping that fails because the bastion refuses the forward says so.
+                    Err(_)
+                        if forward
+                            .as_ref()
+                            .is_some_and(|t| t.forward_refusal().is_some()) =>
+                    {
+                        Observation::Unhealthy(ErrorClass::SshForwardRefused)
+                    }
                     Err(e) => Observation::Unhealthy(e.class()),
                 }
             }
@@ -259,6 +300,47 @@ impl Supervisor<'_> {
     }
 }
 
+impl Supervisor<'_> {
+    /// Tool errors and `/ready?verbose` name a refused forward's target and what to check.
+    fn explain_mongodb(&self, tunnel: Option<&Tunnel>) {
+        let tunnel = tunnel.cloned();
+        let health = self.health.clone();
+        self.health.set_explainer(
+            health::MONGODB,
+            Box::new(move || {
+                if let Some(refusal) = tunnel.as_ref().and_then(Tunnel::forward_refusal) {
+                    return refused_forward(&refusal);
+                }
+                let status = health.status(health::MONGODB);
+                let why = status.error.map_or("not checked yet", ErrorClass::summary);
+                format!("{} unhealthy ({why})", health::MONGODB)
+            }),
+        );
+    }
+}
+
+/// "The bastion refused …": what a refused forward means for MongoDB, and what to check.
+fn refused_forward(e: &TunnelError) -> String {
+    format!(
+        "{}: {e}; check mongo.uri's host and port as seen from the bastion",
+        ErrorClass::SshForwardRefused
+    )
+}
+
+/// One attempt of the mongodb stage: the forward to MongoDB must open (a refusal is named at once, instead of
+/// surfacing as a driver timeout), then `ping` and `listDatabases` must answer.
+async fn mongodb_attempt(
+    mongo: &Mongo,
+    tunnel: Option<&Tunnel>,
+) -> Result<Duration, (ErrorClass, String)> {
+    if let Some(tunnel) = tunnel
+        && let Err(e @ TunnelError::ForwardRefused { .. }) = tunnel.probe_forward().await
+    {
+        return Err((e.class(), refused_forward(&e)));
+    }
+    mongo.check().await.map_err(|e| (e.class(), e.to_string()))
+}
+
 /// The sshTunnel check: a session that is not up is definitively lost; an up session must answer a ping.
 async fn tunnel_observation(tunnel: &Tunnel) -> Observation {
     let state = tunnel.state().borrow().clone();
@@ -269,9 +351,9 @@ async fn tunnel_observation(tunnel: &Tunnel) -> Observation {
             Err(e) => Observation::Unhealthy(e.class()),
         },
         TunnelState::Reconnecting { error, .. } => Observation::Lost(error),
-        TunnelState::Connecting { .. } | TunnelState::Stopped => {
-            Observation::Lost(ErrorClass::SshUnreachable)
-        }
+        // An attempt under way has no verdict yet (after a loss, the status already says so).
+        TunnelState::Connecting { .. } => Observation::Pending,
+        TunnelState::Stopped => Observation::Lost(ErrorClass::SshUnreachable),
     }
 }
 
@@ -320,7 +402,10 @@ pub async fn check(
     let _stop_on_return = stop.clone().drop_guard();
 
     let mut via = None;
-    if let Some(cfg) = config.tunnel.clone() {
+    let mut forward = None;
+    if let Some(mut cfg) = config.tunnel.clone() {
+        // An ephemeral forward: `check` must work beside a running server that holds tunnel.local_listen.
+        cfg.local_listen.set_port(0);
         let started = Instant::now();
         let limit = cfg.connect_timeout * (cfg.jumps.len() as u32 + 1) + Duration::from_secs(1);
         let outcome = match Tunnel::start(cfg, metrics.tunnel.clone(), stop.clone()).await {
@@ -337,7 +422,8 @@ pub async fn check(
                         }
                         _ => {
                             via = Some(tunnel.local_addr());
-                            Ok(format!("session up, forwarding {}", tunnel.local_addr()))
+                            forward = Some(tunnel.clone());
+                            Ok("session up".to_string())
                         }
                     },
                     _ => Err((
@@ -360,15 +446,16 @@ pub async fn check(
 
     let started = Instant::now();
     let outcome = match Mongo::connect(config.mongo.clone(), via, metrics.mongo.clone()).await {
-        Ok(mongo) => mongo.check().await.map(|latency| {
-            format!(
-                "ping {:.1} ms, listDatabases ok",
-                latency.as_secs_f64() * 1e3
-            )
-        }),
-        Err(e) => Err(e),
-    }
-    .map_err(|e: MongoError| (e.class(), e.to_string()));
+        Ok(mongo) => mongodb_attempt(&mongo, forward.as_ref())
+            .await
+            .map(|latency| {
+                format!(
+                    "ping {:.1} ms, listDatabases ok",
+                    latency.as_secs_f64() * 1e3
+                )
+            }),
+        Err(e) => Err((e.class(), e.to_string())),
+    };
     let failed = outcome.is_err();
     lines.push(CheckLine {
         stage: "mongodb",

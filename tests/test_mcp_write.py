@@ -99,3 +99,16 @@ def test_drop_database_asks_first(rw, shared_stack):
         r = call_tool(rw.mcp_url, "drop-database", {"database": "doomed"}, elicit=elicitation("accept"))
         assert not r.is_error, r.text
         assert "doomed" not in c.list_database_names()
+
+
+def test_a_person_may_take_longer_than_the_request_timeout_to_confirm(shared_stack, db):
+    """server.request_timeout bounds the machine's work, not the person reading a confirmation (legacy session)."""
+    n = shared_stack.nexus("slow-person", mcp={"read_only": False}, server={"request_timeout": "1s"})
+    n.wait_ready()
+    db.slow.insert_many([{"k": i} for i in range(3)])
+    slow = elicitation("accept", think=2.5)
+    r = call_tool(n.mcp_url, "delete-many", {"database": "scratch", "collection": "slow", "filter": {"k": 0}},
+                  mode="legacy", elicit=slow)
+    assert not r.is_error, r.text
+    assert slow.asked and r.structured["deletedCount"] == 1
+    assert db.slow.count_documents({}) == 2

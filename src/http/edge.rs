@@ -17,6 +17,13 @@ use tokio::sync::Semaphore;
 use super::rate::RateLimiter;
 use super::tokens::Tokens;
 use crate::audit::RequestMeta;
+use crate::deadline::Deadline;
+
+/// A refused oversized body is read (and discarded) up to this multiple of `server.body_limit`, so the 413 reaches
+/// a client that writes its whole body before reading; larger bodies get the 413 and a closed connection at once.
+const DRAIN_FACTOR: u64 = 8;
+/// How long a refused body may take to arrive.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Request ids longer than this, or with other characters than `[A-Za-z0-9._:-]`, are replaced.
 const MAX_REQUEST_ID: usize = 128;
@@ -103,12 +110,22 @@ pub async fn guard_mcp(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > edge.body_limit) {
+    if let Some(size) = declared.filter(|n| *n > edge.body_limit) {
         let why = format!(
             "request body larger than server.body_limit ({} bytes)",
             edge.body_limit
         );
-        return edge.reject("body", StatusCode::PAYLOAD_TOO_LARGE, &why);
+        // Clients such as Python's http.client write the whole body before reading: read it (bounded) so the
+        // 413 reaches them instead of a reset, then close the connection.
+        drain(
+            request.into_body(),
+            size.min(edge.body_limit.saturating_mul(DRAIN_FACTOR)),
+        )
+        .await;
+        let mut r = edge.reject("body", StatusCode::PAYLOAD_TOO_LARGE, &why);
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
     }
     let Ok(_permit) = edge.slots.clone().try_acquire_owned() else {
         let mut r = edge.reject(
@@ -124,14 +141,20 @@ pub async fn guard_mcp(
         .get::<RequestId>()
         .map_or_else(RequestMeta::new_id, |r| r.0.clone());
     request.extensions_mut().insert(RequestMeta { id, caller });
-    match tokio::time::timeout(edge.timeout, next.run(request)).await {
-        Ok(response) => {
+    let deadline = Deadline::after(edge.timeout);
+    request.extensions_mut().insert(deadline.clone());
+    let answered = tokio::select! {
+        response = next.run(request) => Some(response),
+        () = deadline.expired() => None,
+    };
+    match answered {
+        Some(response) => {
             if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 edge.rejected.with_label_values(&["body"]).inc();
             }
             response
         }
-        Err(_) => {
+        None => {
             let why = format!(
                 "no answer within server.request_timeout ({} ms); a write may or may not have been applied",
                 edge.timeout.as_millis()
@@ -139,6 +162,22 @@ pub async fn guard_mcp(
             edge.reject("timeout", StatusCode::GATEWAY_TIMEOUT, &why)
         }
     }
+}
+
+/// Reads and discards up to `limit` bytes of a refused body, for at most [`DRAIN_TIMEOUT`].
+async fn drain(body: axum::body::Body, limit: u64) {
+    use futures::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0u64;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while seen < limit {
+            match stream.next().await {
+                Some(Ok(chunk)) => seen += chunk.len() as u64,
+                _ => return,
+            }
+        }
+    })
+    .await;
 }
 
 /// `/metrics`: open on loopback; elsewhere it needs a token when tokens are configured and required.

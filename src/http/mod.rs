@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -119,6 +119,14 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // Nagle off: hyper writes a response's head and body (and each SSE event) as separate segments; with Nagle on,
+    // the second waits for the ACK of the first, which a keep-alive client delays by ~40 ms.
+    let listener = listener.tap_io(|socket| {
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(cause = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -128,19 +136,31 @@ pub async fn serve(
 }
 
 async fn liveness(State(s): State<HttpState>) -> Response {
-    probe(&s, Probe::Liveness)
+    probe(&s, Probe::Liveness, false)
 }
 
-async fn readiness(State(s): State<HttpState>) -> Response {
-    probe(&s, Probe::Readiness)
+async fn readiness(State(s): State<HttpState>, query: RawQuery) -> Response {
+    probe(&s, Probe::Readiness, verbose(&query))
 }
 
-async fn startup(State(s): State<HttpState>) -> Response {
-    probe(&s, Probe::Startup)
+async fn startup(State(s): State<HttpState>, query: RawQuery) -> Response {
+    probe(&s, Probe::Startup, verbose(&query))
 }
 
-fn probe(s: &HttpState, which: Probe) -> Response {
-    let (ok, body) = s.health.report(which);
+/// `?verbose` (kube-apiserver's convention) adds each unhealthy check's explanation to the body.
+fn verbose(query: &RawQuery) -> bool {
+    query.0.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    })
+}
+
+fn probe(s: &HttpState, which: Probe, verbose: bool) -> Response {
+    let (ok, body) = if verbose {
+        s.health.report_verbose(which)
+    } else {
+        s.health.report(which)
+    };
     let code = if ok {
         StatusCode::OK
     } else {
@@ -169,13 +189,25 @@ async fn mcp(State(s): State<HttpState>, request: Request) -> Response {
         return unavailable("shutting down");
     }
     let Some(router) = s.mcp.0.get() else {
-        return unavailable(&format!("starting: stage {}", s.health.stage().as_str()));
+        let why = s
+            .health
+            .startup_failing()
+            .map(|why| format!(": {why}"))
+            .unwrap_or_default();
+        return unavailable(&format!(
+            "starting: stage {}{why}",
+            s.health.stage().as_str()
+        ));
     };
     let _guard = s.in_flight.enter();
-    match router.clone().oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
+    let ends_session = request.method() == axum::http::Method::DELETE;
+    let Ok(mut response) = router.clone().oneshot(request).await;
+    // rmcp answers a session's DELETE with 202 Accepted; clients expect 200 or 204 (the Python SDK logs
+    // "Session termination failed: 202" otherwise). The session is gone by then: say so.
+    if ends_session && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
     }
+    response
 }
 
 fn unavailable(why: &str) -> Response {

@@ -3,6 +3,7 @@
 //! **Architecture invariant:** this module never imports `tunnel`; it sees dependency state through `health`
 //! and MongoDB through `mongo`.
 
+pub mod args;
 pub mod ejson;
 pub mod guard;
 pub mod render;

@@ -21,7 +21,7 @@ use rmcp::model::{
 use rmcp::service::{ElicitationError, RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, tool, tool_router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use tracing::Instrument as _;
@@ -29,6 +29,8 @@ use tracing::Instrument as _;
 use super::render::Output;
 use super::tools::{self, Confirmation, Confirmer, ToolContext, ToolError};
 use crate::audit::{self, Audit, AuditRecord, RequestMeta};
+use crate::deadline::Deadline;
+use crate::error::ErrorClass;
 use crate::health::Health;
 use crate::metrics::McpMetrics;
 
@@ -82,9 +84,11 @@ impl NexusServer {
         }
         // Every tool's series exists from the start, so rates and alerts see zeros, not gaps.
         for tool in tool_router.list_all() {
-            metrics
-                .tool_calls
-                .with_label_values(&[tool.name.as_ref(), "ok"]);
+            for outcome in CallOutcome::LABELS {
+                metrics
+                    .tool_calls
+                    .with_label_values(&[tool.name.as_ref(), outcome]);
+            }
         }
         Self {
             ctx,
@@ -146,13 +150,17 @@ impl NexusServer {
         Fut: Future<Output = Result<Output, ToolError>>,
     {
         let started = Instant::now();
-        let ready = self.health.is_started() || self.health.wait_started(STARTUP_WAIT).await;
+        // During startup, wait for it only while its first attempts are under way: a stage that is already failing
+        // is answered at once, with its reason.
+        let ready = self.health.is_started()
+            || (self.health.wait_started_unless_failing(STARTUP_WAIT).await
+                && self.health.is_started());
         let result = if !ready {
             let waiting = self
                 .health
-                .unavailable()
+                .startup_failing()
                 .map(|why| format!(": {why}"))
-                .unwrap_or_default();
+                .unwrap_or_else(|| ": its first connection attempts are still under way".into());
             Err(ToolError::Unavailable(format!(
                 "nexus-mcp is starting (stage {}){waiting}",
                 self.health.stage().as_str()
@@ -162,24 +170,18 @@ impl NexusServer {
         } else {
             run(self.ctx.clone()).await
         };
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(ToolError::InputRequired(_)) => "input_required",
-            Err(ToolError::Unavailable(_)) => "unavailable",
-            Err(
-                ToolError::Rejected(_) | ToolError::BadArgument(_) | ToolError::NotConfirmed(_),
-            ) => "rejected",
-            Err(_) => "failed",
-        };
+        let outcome = CallOutcome::of(&result);
+        CallOutcome::report(outcome);
         self.metrics
             .tool_calls
-            .with_label_values(&[tool, outcome])
+            .with_label_values(&[tool, outcome.label()])
             .inc();
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        let label = outcome.label();
         match &result {
-            Ok(_) => tracing::debug!(tool, outcome, duration_ms, "tool call"),
+            Ok(_) => tracing::debug!(tool, outcome = label, duration_ms, "tool call"),
             Err(e) => {
-                tracing::info!(tool, outcome, class = %e.class(), cause = %e, duration_ms, "tool call failed")
+                tracing::info!(tool, outcome = label, class = %e.class(), cause = %e, duration_ms, "tool call failed")
             }
         }
         Ok(match result {
@@ -191,14 +193,81 @@ impl NexusServer {
             Err(ToolError::InputRequired(question)) => {
                 confirmation_request(question, binding.unwrap_or_default()).into()
             }
+            // No structuredContent on errors: it would have to match the tool's output schema, and the TypeScript
+            // SDK validates it even when isError is set (replacing our message with a schema error). The class
+            // leads the text, where every client shows it.
             Err(e) => {
-                let text = format!("{}: {e}", e.class());
-                let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
-                r.structured_content =
-                    Some(json!({ "error": { "class": e.class(), "message": e.to_string() } }));
-                r.into()
+                CallToolResult::error(vec![ContentBlock::text(format!("{}: {e}", e.class()))])
+                    .into()
             }
         })
+    }
+}
+
+/// How one tool call ended: computed once in [`NexusServer::call`], read by the metrics label and the audit line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    Ok,
+    /// Ended with a confirmation question (stateless MRTR); the retry carries the answer.
+    InputRequired,
+    /// A dependency is down or startup has not finished.
+    Unavailable,
+    /// Refused before reaching MongoDB: a guard, a bad argument, or a declined confirmation.
+    Rejected {
+        class: ErrorClass,
+    },
+    /// MongoDB (or the path to it) failed the call.
+    Failed {
+        class: ErrorClass,
+    },
+}
+
+tokio::task_local! {
+    /// Where `call` leaves the outcome for `call_tool` (the rmcp router sits between them).
+    static OUTCOME: Arc<std::sync::Mutex<Option<CallOutcome>>>;
+}
+
+impl CallOutcome {
+    pub const LABELS: [&'static str; 5] =
+        ["ok", "input_required", "unavailable", "rejected", "failed"];
+
+    fn of(result: &Result<Output, ToolError>) -> Self {
+        match result {
+            Ok(_) => Self::Ok,
+            Err(ToolError::InputRequired(_)) => Self::InputRequired,
+            Err(ToolError::Unavailable(_)) => Self::Unavailable,
+            Err(
+                e @ (ToolError::Rejected(_)
+                | ToolError::BadArgument(_)
+                | ToolError::NotConfirmed(_)),
+            ) => Self::Rejected { class: e.class() },
+            Err(e) => Self::Failed { class: e.class() },
+        }
+    }
+
+    /// The metrics label and the audit `outcome`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::InputRequired => "input_required",
+            Self::Unavailable => "unavailable",
+            Self::Rejected { .. } => "rejected",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// The error class for the audit line.
+    pub fn class(self) -> Option<ErrorClass> {
+        match self {
+            Self::Ok | Self::InputRequired => None,
+            Self::Unavailable => Some(ErrorClass::MongoUnreachable),
+            Self::Rejected { class } | Self::Failed { class } => Some(class),
+        }
+    }
+
+    fn report(self) {
+        let _ =
+            OUTCOME.try_with(|slot| *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(self));
     }
 }
 
@@ -269,6 +338,13 @@ impl Confirmer for ClientConfirm<'_> {
                 _ => Confirmation::Unsupported,
             };
         }
+        // A person answers this: the HTTP edge's request_timeout stops counting meanwhile (CONFIRM_TIMEOUT bounds it).
+        let _paused = self
+            .rc
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Deadline>())
+            .map(Deadline::pause);
         match self
             .rc
             .peer
@@ -734,6 +810,12 @@ fn portable_schemas(mut tool: Tool) -> Tool {
         }
     }
     tool.input_schema = clean(&tool.input_schema);
+    let mut input = Value::Object(tool.input_schema.as_ref().clone());
+    super::args::inline_refs(&mut input);
+    super::args::single_types(&mut input);
+    if let Value::Object(map) = input {
+        tool.input_schema = Arc::new(map);
+    }
     tool.output_schema = tool.output_schema.as_ref().map(clean);
     tool
 }
@@ -751,7 +833,8 @@ fn request_meta(context: &RequestContext<RoleServer>) -> RequestMeta {
         })
 }
 
-/// The audit line of one call, from its response: outcome, error class, documents and bytes returned.
+/// The audit line of one call: its outcome (as `call` computed it) and the documents and bytes returned.
+#[allow(clippy::too_many_arguments)]
 fn audit_record(
     meta: RequestMeta,
     tool: String,
@@ -759,22 +842,14 @@ fn audit_record(
     collection: Option<String>,
     arguments: Value,
     took: Duration,
+    outcome: CallOutcome,
     response: &Result<CallToolResponse, ErrorData>,
 ) -> AuditRecord {
-    let (outcome, error_class, documents, bytes) = match response {
+    let (documents, bytes) = match response {
         Ok(CallToolResponse::Complete(r)) => {
-            let structured = r.structured_content.as_ref();
-            let class = structured
-                .and_then(|s| s.pointer("/error/class"))
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            let outcome = match (r.is_error == Some(true), class.as_deref()) {
-                (false, _) => "ok",
-                (true, Some("QUERY_REJECTED")) => "rejected",
-                (true, Some("MONGO_UNREACHABLE" | "SSH_UNREACHABLE")) => "unavailable",
-                (true, _) => "error",
-            };
-            let documents = structured
+            let documents = r
+                .structured_content
+                .as_ref()
                 .and_then(|s| s.get("count").or_else(|| s.get("total")))
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
@@ -784,10 +859,9 @@ fn audit_record(
                 .filter_map(|c| c.as_text())
                 .map(|t| t.text.len() as u64)
                 .sum();
-            (outcome, class, documents, bytes)
+            (documents, bytes)
         }
-        Ok(_) => ("input_required", None, 0, 0),
-        Err(e) => ("error", Some(format!("JSONRPC_{}", e.code.0)), 0, 0),
+        _ => (0, 0),
     };
     AuditRecord {
         timestamp: time::OffsetDateTime::now_utc()
@@ -798,12 +872,27 @@ fn audit_record(
         tool,
         database,
         collection,
-        outcome: outcome.into(),
-        error_class,
+        outcome: outcome.label().into(),
+        error_class: outcome.class().map(|c| c.as_str().to_string()),
         duration_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
         documents,
         bytes,
         arguments,
+    }
+}
+
+/// The outcome of a call that never reached [`NexusServer::call`]: rmcp answered it (arguments that do not
+/// deserialize come back as a tool error; an unknown tool as a JSON-RPC error).
+fn outcome_without_call(response: &Result<CallToolResponse, ErrorData>) -> CallOutcome {
+    match response {
+        Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => CallOutcome::Rejected {
+            class: ErrorClass::QueryRejected,
+        },
+        Ok(CallToolResponse::Complete(_)) => CallOutcome::Ok,
+        Ok(_) => CallOutcome::InputRequired,
+        Err(_) => CallOutcome::Rejected {
+            class: ErrorClass::QueryRejected,
+        },
     }
 }
 
@@ -870,11 +959,26 @@ impl ServerHandler for NexusServer {
         let (database, collection) = (field("database"), field("collection"));
         let span =
             tracing::info_span!("tool", request_id = %meta.id, caller = %meta.caller, tool = %tool);
-        let response = self
-            .tool_router
-            .call(ToolCallContext::new(self, request, context))
-            .instrument(span)
+        let slot = Arc::new(std::sync::Mutex::new(None));
+        let response = OUTCOME
+            .scope(
+                slot.clone(),
+                self.tool_router
+                    .call(ToolCallContext::new(self, request, context))
+                    .instrument(span),
+            )
             .await;
+        let reported = *slot.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = reported.unwrap_or_else(|| {
+            let outcome = outcome_without_call(&response);
+            if self.tool_router.has_route(&tool) {
+                self.metrics
+                    .tool_calls
+                    .with_label_values(&[tool.as_str(), outcome.label()])
+                    .inc();
+            }
+            outcome
+        });
         self.audit.record(&audit_record(
             meta,
             tool,
@@ -882,6 +986,7 @@ impl ServerHandler for NexusServer {
             collection,
             arguments.unwrap_or(Value::Null),
             started.elapsed(),
+            outcome,
             &response,
         ));
         response
@@ -937,6 +1042,7 @@ impl ServerHandler for NexusServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn bindings_tie_a_confirmation_to_the_exact_arguments() {

@@ -52,6 +52,11 @@ pub enum TunnelError {
     SessionLost(String),
     #[error("cannot bind tunnel.local_listen {addr}: {reason}")]
     Bind { addr: String, reason: String },
+    #[error(
+        "tunnel.local_listen {addr} is in use by another process (another nexus-mcp?); set another port, or port \
+         0 when nothing else needs to know it"
+    )]
+    AddressInUse { addr: String },
 }
 
 impl TunnelError {
@@ -68,6 +73,7 @@ impl TunnelError {
             Self::AuthFailed { .. } | Self::PrivateKey { .. } => ErrorClass::SshAuthFailed,
             Self::ForwardRefused { .. } => ErrorClass::SshForwardRefused,
             Self::Bind { .. } => ErrorClass::ConfigInvalid,
+            Self::AddressInUse { .. } => ErrorClass::AddressInUse,
         }
     }
 }

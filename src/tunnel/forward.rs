@@ -21,6 +21,8 @@ use super::error::TunnelError;
 
 /// Copy buffer per direction: large enough for bulk reads of result batches.
 const COPY_BUFFER: usize = 64 * 1024;
+/// How often a repeated forward refusal is logged at `warn`.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(30);
 /// Pause after an accept error (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
@@ -71,10 +73,11 @@ async fn carry(
 ) {
     let _ = socket.set_nodelay(true);
     let cfg = &shared.config;
-    let (channel, lost) = match shared
+    let dialed = shared
         .dial(&cfg.remote_host, cfg.remote_port, Some(peer))
-        .await
-    {
+        .await;
+    shared.note_forward(dialed.as_ref().err());
+    let (channel, lost) = match dialed {
         Ok(pair) => pair,
         Err(e) => {
             shared
@@ -83,9 +86,7 @@ async fn carry(
                 .with_label_values(&["open_failed"])
                 .inc();
             match e {
-                TunnelError::ForwardRefused { .. } => {
-                    tracing::warn!(cause = %e, class = %e.class(), "tunnel: forward refused")
-                }
+                TunnelError::ForwardRefused { .. } => warn_refused(&shared, &e),
                 _ => tracing::debug!(cause = %e, "tunnel: no channel for a local connection"),
             }
             return;
@@ -108,6 +109,22 @@ async fn carry(
         () = lost.cancelled() => tracing::debug!(%peer, "tunnel: session lost, closing its forwarded connection"),
     }
     active.dec();
+}
+
+/// Logs a refused forward at `warn` at most once per [`REFUSAL_LOG_EVERY`] (the driver retries every few hundred
+/// milliseconds while the target is refused); the ones in between go to `debug`.
+fn warn_refused(shared: &Shared, e: &TunnelError) {
+    let mut last = shared
+        .refusal_logged
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let now = std::time::Instant::now();
+    if last.is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_EVERY) {
+        *last = Some(now);
+        tracing::warn!(cause = %e, class = %e.class(), "tunnel: forward refused");
+    } else {
+        tracing::debug!(cause = %e, "tunnel: forward refused again");
+    }
 }
 
 /// A TCP stream that counts the bytes read from and written to it.

@@ -19,7 +19,7 @@ mod session;
 mod state;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -54,6 +54,10 @@ struct Shared {
     state: watch::Sender<TunnelState>,
     /// The session forwards are opened on; `None` while down.
     live: RwLock<Option<Arc<Session>>>,
+    /// Why the bastion refused the latest forward, until one opens again.
+    refusal: Mutex<Option<TunnelError>>,
+    /// When a refusal was last logged at `warn` (they repeat with every driver retry).
+    refusal_logged: Mutex<Option<Instant>>,
     metrics: TunnelMetrics,
 }
 
@@ -62,15 +66,21 @@ impl Tunnel {
     /// [`Tunnel::state`] for the session.
     ///
     /// # Errors
-    /// [`TunnelError::Bind`] when the local address cannot be bound.
+    /// [`TunnelError::AddressInUse`] when another process holds the local address (worth retrying);
+    /// [`TunnelError::Bind`] when it cannot be bound at all (a configuration problem).
     pub async fn start(
         config: TunnelConfig,
         metrics: TunnelMetrics,
         shutdown: CancellationToken,
     ) -> Result<Self, TunnelError> {
-        let bind_error = |e: std::io::Error| TunnelError::Bind {
-            addr: config.local_listen.to_string(),
-            reason: e.to_string(),
+        let bind_error = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::AddrInUse => TunnelError::AddressInUse {
+                addr: config.local_listen.to_string(),
+            },
+            _ => TunnelError::Bind {
+                addr: config.local_listen.to_string(),
+                reason: e.to_string(),
+            },
         };
         let listener = TcpListener::bind(config.local_listen)
             .await
@@ -81,6 +91,8 @@ impl Tunnel {
             local_addr,
             state: watch::Sender::new(TunnelState::Connecting { attempt: 1 }),
             live: RwLock::new(None),
+            refusal: Mutex::new(None),
+            refusal_logged: Mutex::new(None),
             metrics,
         });
         let tasks = TaskTracker::new();
@@ -143,6 +155,30 @@ impl Tunnel {
             .map(|(channel, _)| channel)
     }
 
+    /// Opens (and closes) one channel to the configured target: whether the bastion forwards to it right now.
+    ///
+    /// # Errors
+    /// [`TunnelError::ForwardRefused`] naming the target when the bastion refuses; [`TunnelError::Down`] while
+    /// reconnecting.
+    pub async fn probe_forward(&self) -> Result<(), TunnelError> {
+        let cfg = &self.shared.config;
+        let result = self
+            .shared
+            .dial(&cfg.remote_host, cfg.remote_port, None)
+            .await;
+        self.shared.note_forward(result.as_ref().err());
+        result.map(drop)
+    }
+
+    /// The bastion's refusal of the latest forward to the configured target (`None` once one opened again).
+    pub fn forward_refusal(&self) -> Option<TunnelError> {
+        self.shared
+            .refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Resolves once the tunnel's tasks have stopped (after the shutdown token is cancelled).
     pub async fn stopped(&self) {
         self.tasks.wait().await;
@@ -160,6 +196,16 @@ impl Shared {
         self.state.send_replace(TunnelState::Up {
             since: Instant::now(),
         });
+    }
+
+    /// Remembers a refused forward (or forgets it once a forward opened).
+    fn note_forward(&self, error: Option<&TunnelError>) {
+        let mut refusal = self.refusal.lock().unwrap_or_else(|p| p.into_inner());
+        match error {
+            None => *refusal = None,
+            Some(e @ TunnelError::ForwardRefused { .. }) => *refusal = Some(e.clone()),
+            Some(_) => {}
+        }
     }
 
     fn uninstall(&self) {

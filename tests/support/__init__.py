@@ -10,8 +10,10 @@ from .mongo import MongoWire
 from .nexus import Nexus, REPO
 from .stack import Stack
 from .mcpclient import call_tool, list_tools, read_resource, session
+from .tsclient import ts_call_tool, ts_list_tools, ts_read_resource, ts_run
 
 __all__ = [
     "Agent", "MongoWire", "Nexus", "Proc", "REPO", "Sshd", "Stack", "call_tool", "free_port", "keygen",
-    "list_tools", "read_resource", "session", "wait_until",
+    "list_tools", "read_resource", "session", "ts_call_tool", "ts_list_tools", "ts_read_resource", "ts_run",
+    "wait_until",
 ]

@@ -25,14 +25,16 @@ def _result(r) -> ToolResult:
     return ToolResult(bool(r.is_error), text, r.structured_content)
 
 
-def elicitation(answer: str | None):
-    """An elicitation callback that accepts (`"accept"`), declines (`"decline"`); None = no elicitation support."""
+def elicitation(answer: str | None, think: float = 0.0):
+    """An elicitation callback that accepts (`"accept"`), declines (`"decline"`); None = no elicitation support.
+    `think`: seconds the simulated person takes to answer."""
     if answer is None:
         return None
     asked: list[str] = []
 
     async def callback(ctx, params):
         asked.append(params.message)
+        await asyncio.sleep(think)
         if answer == "accept":
             return types.ElicitResult(action="accept", content={"confirm": True})
         return types.ElicitResult(action="decline")

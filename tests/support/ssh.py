@@ -125,10 +125,14 @@ class Sshd:
 
     def freeze_sessions(self) -> list[int]:
         """A silent partition: SIGSTOP every session process (the listener keeps accepting)."""
-        pids = self.session_pids()
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        return pids
+        frozen = []
+        for pid in self.session_pids():
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                continue  # a short-lived child (e.g. the PTY keeper's shell) exited meanwhile
+            frozen.append(pid)
+        return frozen
 
     def thaw(self, pids: list[int]) -> None:
         for pid in pids:

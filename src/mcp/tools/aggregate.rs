@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{AppliedLimits, ToolContext, ToolError, ns, plural, relaxed_all, response_bytes};
+use crate::mcp::args::{JsonArray, UInt};
 use crate::mcp::ejson;
 use crate::mcp::render::{Output, object};
 use crate::mongo::collect::collect;
@@ -18,10 +19,10 @@ pub struct AggregateArgs {
     /// Collection name.
     pub collection: String,
     /// The pipeline: an array of stages, e.g. [{"$match": {...}}, {"$group": {...}}]; Extended JSON accepted.
-    pub pipeline: Value,
+    pub pipeline: JsonArray,
     /// The maximum number of bytes to return (capped by the server's mcp.max_bytes).
     #[serde(default)]
-    pub response_bytes_limit: Option<u64>,
+    pub response_bytes_limit: Option<UInt>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
     #[serde(default)]
     #[schemars(skip)]
@@ -41,13 +42,13 @@ pub struct AggregateOutput {
 
 pub async fn run(ctx: &ToolContext, a: AggregateArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
-    let pipeline = ejson::to_documents("pipeline", &a.pipeline)?;
+    let pipeline = ejson::to_documents("pipeline", &a.pipeline.0)?;
     ctx.guard.pipeline(&a.database, &pipeline)?;
     let limits = ctx
         .guard
         .read_limits(Some(ctx.guard.max_documents() as i64))
         .map_err(ToolError::BadArgument)?;
-    let max_bytes = response_bytes(ctx, a.response_bytes_limit);
+    let max_bytes = response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
     let cursor = ctx
         .bounded(coll.aggregate(pipeline).max_time(ctx.max_time()))
         .await?;

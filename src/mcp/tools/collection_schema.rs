@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ToolContext, ToolError, ns, plural};
+use crate::mcp::args::{Int, UInt};
 use crate::mcp::render::Output;
 use crate::mongo::collect::collect;
 
@@ -25,10 +26,10 @@ pub struct CollectionSchemaArgs {
     pub collection: String,
     /// Number of documents to sample (default 50; at most the server's mcp.max_documents).
     #[serde(default)]
-    pub sample_size: Option<i64>,
+    pub sample_size: Option<Int>,
     /// The maximum number of bytes to sample (capped by the server's mcp.max_bytes).
     #[serde(default)]
-    pub response_bytes_limit: Option<u64>,
+    pub response_bytes_limit: Option<UInt>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
     #[serde(default)]
     #[schemars(skip)]
@@ -56,7 +57,7 @@ pub struct CollectionSchemaOutput {
 
 pub async fn run(ctx: &ToolContext, a: CollectionSchemaArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
-    let size = match a.sample_size {
+    let size = match a.sample_size.map(|s| s.0) {
         None => DEFAULT_SAMPLE,
         Some(n) if n >= 1 => n as u64,
         Some(n) => {
@@ -66,7 +67,7 @@ pub async fn run(ctx: &ToolContext, a: CollectionSchemaArgs) -> Result<Output, T
         }
     }
     .min(ctx.guard.max_documents());
-    let max_bytes = super::response_bytes(ctx, a.response_bytes_limit);
+    let max_bytes = super::response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
     let sample = vec![doc! { "$sample": { "size": size as i64 } }];
     let cursor = match ctx
         .bounded(coll.aggregate(sample).max_time(ctx.max_time()))

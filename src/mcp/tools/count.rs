@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ToolContext, ToolError, doc_arg, ns};
+use crate::mcp::args::{JsonObject, opt};
 use crate::mcp::render::Output;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -16,7 +17,7 @@ pub struct CountArgs {
     pub collection: String,
     /// The query filter; omit to count every document. Extended JSON accepted.
     #[serde(default)]
-    pub query: Option<Value>,
+    pub query: Option<JsonObject>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
     #[serde(default)]
     #[schemars(skip)]
@@ -33,7 +34,7 @@ pub struct CountOutput {
 
 pub async fn run(ctx: &ToolContext, a: CountArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
-    let query = doc_arg(ctx, "query", a.query.as_ref())?.unwrap_or_default();
+    let query = doc_arg(ctx, "query", opt(&a.query))?.unwrap_or_default();
     let what = if query.is_empty() { "" } else { "matching " };
     let count = ctx
         .bounded(coll.count_documents(query).max_time(ctx.max_time()))

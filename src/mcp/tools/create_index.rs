@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ToolContext, ToolError, ns};
+use crate::mcp::args::{Flag, JsonObject};
 use crate::mcp::ejson;
 use crate::mcp::render::Output;
 
@@ -19,7 +20,7 @@ pub struct CreateIndexArgs {
     pub collection: String,
     /// The index keys and directions, e.g. {"customerId": 1, "createdAt": -1}.
     #[serde(default)]
-    pub keys: Option<Value>,
+    pub keys: Option<JsonObject>,
     /// The official server's form: [{"type": "classic", "keys": {...}}]; used when `keys` is absent.
     #[serde(default)]
     pub definition: Option<Vec<IndexDefinition>>,
@@ -28,7 +29,7 @@ pub struct CreateIndexArgs {
     pub name: Option<String>,
     /// Whether the index enforces uniqueness.
     #[serde(default)]
-    pub unique: Option<bool>,
+    pub unique: Option<Flag>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
     #[serde(default)]
     #[schemars(skip)]
@@ -54,7 +55,7 @@ pub struct CreateIndexOutput {
 pub async fn run(ctx: &ToolContext, a: CreateIndexArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
     let keys = match (&a.keys, a.definition.as_deref()) {
-        (Some(keys), _) => ejson::to_document("keys", keys)?,
+        (Some(keys), _) => ejson::to_document("keys", &keys.0)?,
         (None, Some([def])) if def.kind.as_deref().is_none_or(|k| k == "classic") => {
             ejson::to_document("definition[0].keys", &def.keys)?
         }
@@ -71,7 +72,7 @@ pub async fn run(ctx: &ToolContext, a: CreateIndexArgs) -> Result<Output, ToolEr
     }
     let options = IndexOptions::builder()
         .name(a.name.clone())
-        .unique(a.unique)
+        .unique(a.unique.map(|f| f.0))
         .build();
     let model = IndexModel::builder().keys(keys).options(options).build();
     let created = ctx.bounded_write(coll.create_index(model)).await?;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Confirmer, ToolContext, ToolError, doc_arg, ns, plural};
+use crate::mcp::args::{JsonObject, opt};
 use crate::mcp::ejson;
 use crate::mcp::render::Output;
 
@@ -19,7 +20,7 @@ pub struct DeleteManyArgs {
     /// The filter selecting the documents to delete; omitted or {} deletes every document. Extended JSON
     /// accepted.
     #[serde(default)]
-    pub filter: Option<Value>,
+    pub filter: Option<JsonObject>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
     #[serde(default, skip_serializing)]
     #[schemars(skip)]
@@ -40,7 +41,7 @@ pub async fn run(
     a: DeleteManyArgs,
 ) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
-    let filter = doc_arg(ctx, "filter", a.filter.as_ref())?.unwrap_or_default();
+    let filter = doc_arg(ctx, "filter", opt(&a.filter))?.unwrap_or_default();
     let namespace = ns(&a.database, &a.collection);
     if ctx.confirm_destructive {
         let question = if filter.is_empty() {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ToolContext, ToolError, doc_arg, ns, plural};
+use crate::mcp::args::{JsonObject, opt};
 use crate::mcp::ejson;
 use crate::mcp::render::Output;
 
@@ -19,7 +20,7 @@ pub struct DistinctArgs {
     pub field: String,
     /// The query filter; omit to consider every document. Extended JSON accepted.
     #[serde(default)]
-    pub query: Option<Value>,
+    pub query: Option<JsonObject>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
     #[serde(default)]
     #[schemars(skip)]
@@ -47,7 +48,7 @@ pub async fn run(ctx: &ToolContext, a: DistinctArgs) -> Result<Output, ToolError
             "field: must be a field path such as \"status\"".into(),
         ));
     }
-    let query = doc_arg(ctx, "query", a.query.as_ref())?.unwrap_or_default();
+    let query = doc_arg(ctx, "query", opt(&a.query))?.unwrap_or_default();
     let values = ctx
         .bounded(coll.distinct(&a.field, query).max_time(ctx.max_time()))
         .await?;

@@ -18,6 +18,8 @@ pub struct ExplainArgs {
     pub collection: String,
     /// The operation to explain: {"name": "find"|"aggregate"|"count", "arguments": {...}} (find: filter,
     /// projection, sort, limit, skip; aggregate: pipeline; count: query). A one-element array is accepted too.
+    #[serde(deserialize_with = "method_arg")]
+    #[schemars(with = "Method")]
     pub method: MethodArg,
     /// "queryPlanner" (default, does not run the query), "executionStats" or "allPlansExecution".
     #[serde(default)]
@@ -28,11 +30,30 @@ pub struct ExplainArgs {
     pub connection_id: Option<Value>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum MethodArg {
     One(Method),
     Many(Vec<Method>),
+}
+
+/// Published as the object form (one `type` for form-based clients); a one-element array and a JSON string of
+/// either form are accepted too.
+fn method_arg<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MethodArg, D::Error> {
+    use serde::de::Error as _;
+    let value = match Value::deserialize(d)? {
+        Value::String(s) => serde_json::from_str(&s).map_err(|e| {
+            D::Error::custom(format!(
+                "expected an object; the string given is not valid JSON ({e})"
+            ))
+        })?,
+        other => other,
+    };
+    serde_json::from_value(value).map_err(|e| {
+        D::Error::custom(format!(
+            "expected {{\"name\": \"find\"|\"aggregate\"|\"count\", \"arguments\": {{...}}}} ({e})"
+        ))
+    })
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{
     AppliedLimits, ToolContext, ToolError, doc_arg, ns, plural, relaxed_all, response_bytes,
 };
+use crate::mcp::args::{Int, JsonObject, UInt, opt};
 use crate::mcp::render::{Output, object};
 use crate::mongo::collect::collect;
 
@@ -21,22 +22,22 @@ pub struct FindArgs {
     /// The query filter, as for db.collection.find(); Extended JSON such as {"$oid": "..."} or
     /// {"$date": "2024-01-01T00:00:00Z"} is accepted.
     #[serde(default)]
-    pub filter: Option<Value>,
+    pub filter: Option<JsonObject>,
     /// The projection, as for db.collection.find().
     #[serde(default)]
-    pub projection: Option<Value>,
+    pub projection: Option<JsonObject>,
     /// The sort order, e.g. {"createdAt": -1}.
     #[serde(default)]
-    pub sort: Option<Value>,
+    pub sort: Option<JsonObject>,
     /// The maximum number of documents to return (default 10; capped by the server's mcp.max_documents).
     #[serde(default)]
-    pub limit: Option<i64>,
+    pub limit: Option<Int>,
     /// The number of documents to skip.
     #[serde(default)]
-    pub skip: Option<i64>,
+    pub skip: Option<Int>,
     /// The maximum number of bytes to return (capped by the server's mcp.max_bytes).
     #[serde(default)]
-    pub response_bytes_limit: Option<u64>,
+    pub response_bytes_limit: Option<UInt>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
     #[serde(default)]
     #[schemars(skip)]
@@ -57,14 +58,14 @@ pub struct FindOutput {
 
 pub async fn run(ctx: &ToolContext, a: FindArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
-    let filter = doc_arg(ctx, "filter", a.filter.as_ref())?.unwrap_or_default();
-    let projection = doc_arg(ctx, "projection", a.projection.as_ref())?;
-    let sort = doc_arg(ctx, "sort", a.sort.as_ref())?;
+    let filter = doc_arg(ctx, "filter", opt(&a.filter))?.unwrap_or_default();
+    let projection = doc_arg(ctx, "projection", opt(&a.projection))?;
+    let sort = doc_arg(ctx, "sort", opt(&a.sort))?;
     let limits = ctx
         .guard
-        .read_limits(a.limit)
+        .read_limits(a.limit.map(|l| l.0))
         .map_err(ToolError::BadArgument)?;
-    let max_bytes = response_bytes(ctx, a.response_bytes_limit);
+    let max_bytes = response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
     let mut find = coll
         .find(filter)
         .limit(limits.limit as i64)
@@ -75,7 +76,7 @@ pub async fn run(ctx: &ToolContext, a: FindArgs) -> Result<Output, ToolError> {
     if let Some(s) = sort {
         find = find.sort(s);
     }
-    match a.skip {
+    match a.skip.map(|s| s.0) {
         Some(n) if n < 0 => {
             return Err(ToolError::BadArgument(format!(
                 "skip: must not be negative, got {n}"

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ToolContext, ToolError, ns, plural};
+use crate::mcp::args::JsonArray;
 use crate::mcp::ejson;
 use crate::mcp::render::Output;
 
@@ -16,7 +17,7 @@ pub struct InsertManyArgs {
     /// Collection name.
     pub collection: String,
     /// The documents to insert; Extended JSON accepted.
-    pub documents: Value,
+    pub documents: JsonArray,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
     #[serde(default)]
     #[schemars(skip)]
@@ -35,7 +36,7 @@ pub struct InsertManyOutput {
 
 pub async fn run(ctx: &ToolContext, a: InsertManyArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
-    let docs = ejson::to_documents("documents", &a.documents)?;
+    let docs = ejson::to_documents("documents", &a.documents.0)?;
     if docs.is_empty() {
         return Err(ToolError::BadArgument(
             "documents: the array is empty".into(),

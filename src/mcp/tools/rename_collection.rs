@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Confirmer, ToolContext, ToolError, ns};
+use crate::mcp::args::Flag;
 use crate::mcp::render::Output;
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
@@ -20,7 +21,7 @@ pub struct RenameCollectionArgs {
     pub new_name: String,
     /// If true, drops the target collection if it exists (asks for confirmation).
     #[serde(default)]
-    pub drop_target: Option<bool>,
+    pub drop_target: Option<Flag>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
     #[serde(default, skip_serializing)]
     #[schemars(skip)]
@@ -45,7 +46,7 @@ pub async fn run(
     ctx.collection(&a.database, &a.new_name)?;
     let from = ns(&a.database, &a.collection);
     let to = ns(&a.database, &a.new_name);
-    let drop_target = a.drop_target.unwrap_or(false);
+    let drop_target = a.drop_target.is_some_and(|f| f.0);
     if drop_target {
         ctx.confirm(
             confirmer,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Confirmer, ToolContext, ToolError, doc_arg, ns, plural};
+use crate::mcp::args::{Flag, JsonObject, opt};
 use crate::mcp::ejson;
 use crate::mcp::render::Output;
 
@@ -21,12 +22,12 @@ pub struct UpdateManyArgs {
     /// The filter selecting the documents to update; omitted or {} means every document (asks for
     /// confirmation). Extended JSON accepted.
     #[serde(default)]
-    pub filter: Option<Value>,
+    pub filter: Option<JsonObject>,
     /// The update: an operator document such as {"$set": {...}}, or an aggregation pipeline (array).
-    pub update: Value,
+    pub update: JsonObject,
     /// Insert a document when none matches.
     #[serde(default)]
-    pub upsert: Option<bool>,
+    pub upsert: Option<Flag>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
     #[serde(default, skip_serializing)]
     #[schemars(skip)]
@@ -52,10 +53,10 @@ pub async fn run(
     a: UpdateManyArgs,
 ) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
-    let filter: Document = doc_arg(ctx, "filter", a.filter.as_ref())?.unwrap_or_default();
-    let update = match &a.update {
+    let filter: Document = doc_arg(ctx, "filter", opt(&a.filter))?.unwrap_or_default();
+    let update = match &a.update.0 {
         Value::Array(_) => {
-            let stages = ejson::to_documents("update", &a.update)?;
+            let stages = ejson::to_documents("update", &a.update.0)?;
             ctx.guard.pipeline(&a.database, &stages)?;
             UpdateModifications::Pipeline(stages)
         }
@@ -83,7 +84,7 @@ pub async fn run(
     let result = ctx
         .bounded_write(
             coll.update_many(filter, update)
-                .upsert(a.upsert.unwrap_or(false)),
+                .upsert(a.upsert.is_some_and(|f| f.0)),
         )
         .await?;
     let upserted_id = result.upserted_id.map(ejson::relaxed_value);
