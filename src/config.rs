@@ -218,6 +218,8 @@ struct RawTunnel {
     #[serde(default)]
     remote_port: Option<u16>,
     max_connections: usize,
+    #[serde(default)]
+    insecure_public_forward: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,6 +348,8 @@ pub struct TunnelConfig {
     #[serde(with = "humantime_serde")]
     pub reconnect_max_delay: Duration,
     pub local_listen: SocketAddr,
+    /// `local_listen` may be a non-loopback address (an explicit, logged opt-in).
+    pub insecure_public_forward: bool,
     /// The MongoDB host as seen from the bastion.
     pub remote_host: String,
     pub remote_port: u16,
@@ -616,6 +620,7 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
     let listen = parse_socket_addr("server.listen", &raw.listen)?;
     positive("server.max_in_flight", raw.max_in_flight)?;
     nonzero_duration("server.request_timeout", raw.request_timeout)?;
+    bounded_duration("server.shutdown_grace", raw.shutdown_grace)?;
     if raw.body_limit.as_u64() == 0 {
         return Err(ConfigError::invalid(
             "server.body_limit",
@@ -761,6 +766,7 @@ fn validate_tunnel(
     nonzero_duration("ssh.keepalive_interval", ssh.keepalive_interval)?;
     positive("ssh.keepalive_max", ssh.keepalive_max)?;
     nonzero_duration("ssh.reconnect_min_delay", ssh.reconnect_min_delay)?;
+    bounded_duration("ssh.reconnect_max_delay", ssh.reconnect_max_delay)?;
     if ssh.reconnect_max_delay < ssh.reconnect_min_delay {
         return Err(ConfigError::invalid(
             "ssh.reconnect_max_delay",
@@ -769,6 +775,16 @@ fn validate_tunnel(
     }
 
     let local_listen = parse_socket_addr("tunnel.local_listen", &tunnel.local_listen)?;
+    if !local_listen.ip().is_loopback() && !tunnel.insecure_public_forward {
+        return Err(ConfigError::invalid(
+            "tunnel.local_listen",
+            format!(
+                "{local_listen} is not a loopback address: whoever reaches it gets raw access to MongoDB, past \
+                 the tokens, read-only mode and allow lists; use 127.0.0.1 (or set \
+                 tunnel.insecure_public_forward = true if that is really meant)"
+            ),
+        ));
+    }
     if tunnel.max_connections < 3 {
         return Err(ConfigError::invalid(
             "tunnel.max_connections",
@@ -821,6 +837,7 @@ fn validate_tunnel(
         reconnect_min_delay: ssh.reconnect_min_delay,
         reconnect_max_delay: ssh.reconnect_max_delay,
         local_listen,
+        insecure_public_forward: tunnel.insecure_public_forward,
         remote_host,
         remote_port,
         max_connections: tunnel.max_connections,
@@ -891,9 +908,19 @@ fn positive(key: &str, value: usize) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The longest duration any setting accepts: larger values are typos (and would overflow deadlines).
+const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
 fn nonzero_duration(key: &str, value: Duration) -> Result<(), ConfigError> {
     if value.is_zero() {
         return Err(ConfigError::invalid(key, "must be greater than 0"));
+    }
+    bounded_duration(key, value)
+}
+
+fn bounded_duration(key: &str, value: Duration) -> Result<(), ConfigError> {
+    if value > MAX_DURATION {
+        return Err(ConfigError::invalid(key, "must be at most 24h"));
     }
     Ok(())
 }
@@ -1100,10 +1127,39 @@ mod tests {
                 "tunnel.max_connections",
             ),
             (("NEXUS_LOG__LEVEL", "info,[=="), "log.level"),
+            (
+                ("NEXUS_TUNNEL__LOCAL_LISTEN", "0.0.0.0:0"),
+                "tunnel.local_listen",
+            ),
+            (
+                ("NEXUS_SSH__KEEPALIVE_INTERVAL", "18446744073709551615s"),
+                "ssh.keepalive_interval",
+            ),
+            (
+                ("NEXUS_SERVER__SHUTDOWN_GRACE", "18446744073709551615s"),
+                "server.shutdown_grace",
+            ),
+            (("NEXUS_MONGO__MAX_TIME", "1000000h"), "mongo.max_time"),
         ] {
             let e = err(MINIMAL, &[env]);
             assert!(e.starts_with(key), "{env:?}: `{e}` should start with {key}");
         }
+    }
+
+    #[test]
+    fn a_password_that_is_not_percent_encoded_is_not_echoed() {
+        let e = err(
+            MINIMAL,
+            &[(
+                "NEXUS_MONGO__URI",
+                "mongodb://app:s3cr3t/x@mongo.internal/db",
+            )],
+        );
+        assert!(
+            e.starts_with("mongo.uri:") && e.contains("percent-encoded"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cr3t"), "{e}");
     }
 
     #[test]

@@ -103,6 +103,17 @@ fn main() -> ExitCode {
                      this port"
                 );
             }
+            if let Some(t) = config
+                .tunnel
+                .as_ref()
+                .filter(|t| !t.local_listen.ip().is_loopback())
+            {
+                tracing::warn!(
+                    local_listen = %t.local_listen,
+                    "INSECURE: tunnel.insecure_public_forward: the forward to MongoDB listens beyond loopback; whoever \
+                     reaches it bypasses tokens, read-only mode and the allow lists"
+                );
+            }
             runtime.block_on(serve(config))
         }
         Command::Check(args) => {

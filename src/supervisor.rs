@@ -309,7 +309,7 @@ impl Supervisor<'_> {
             health::MONGODB,
             Box::new(move || {
                 if let Some(refusal) = tunnel.as_ref().and_then(Tunnel::forward_refusal) {
-                    return refused_forward(&refusal);
+                    return format!("{}: {}", refusal.class(), refused_forward(&refusal));
                 }
                 let status = health.status(health::MONGODB);
                 let why = status.error.map_or("not checked yet", ErrorClass::summary);
@@ -321,10 +321,7 @@ impl Supervisor<'_> {
 
 /// "The bastion refused …": what a refused forward means for MongoDB, and what to check.
 fn refused_forward(e: &TunnelError) -> String {
-    format!(
-        "{}: {e}; check mongo.uri's host and port as seen from the bastion",
-        ErrorClass::SshForwardRefused
-    )
+    format!("{e}; check mongo.uri's host and port as seen from the bastion")
 }
 
 /// One attempt of the mongodb stage: the forward to MongoDB must open (a refusal is named at once, instead of

@@ -5,7 +5,7 @@ import json
 import urllib.error
 import urllib.request
 
-from support.rawhttp import INIT, MCP_HEADERS
+from support.rawhttp import INIT, MCP_HEADERS, post
 
 
 def test_ending_a_legacy_session_answers_204_and_the_session_is_gone(stack):
@@ -46,3 +46,38 @@ def test_a_client_that_writes_the_whole_oversized_body_first_still_reads_the_413
         assert "server.body_limit" in json.loads(e.read())["error"]
     assert nexus.metric('nexus_http_rejected_total{reason="body"}') == 1
     assert nexus.status("/ready") == 200, "the server keeps serving"
+
+
+def _raw_status(nexus, request: bytes) -> int:
+    import socket
+    host, port = nexus.config["server"]["listen"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return int(answer.split()[1])
+
+
+def test_two_host_headers_are_a_bad_request(stack):
+    nexus = stack.nexus()
+    nexus.wait_ready()
+    host = nexus.config["server"]["listen"]
+    body = json.dumps(INIT).encode()
+    head = (f"POST /mcp HTTP/1.1\r\nHost: {host}\r\nHost: evil.example\r\nContent-Type: application/json\r\n"
+            f"Accept: application/json, text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    assert _raw_status(nexus, head + body) == 400
+
+
+def test_the_bearer_scheme_is_case_insensitive(stack, tmp_path):
+    token = "case-insensitive-token-0123"
+    path = tmp_path / "tokens"
+    path.write_text(f"agent:{token}\n")
+    nexus = stack.nexus(server={"auth_tokens_file": str(path)})
+    nexus.wait_ready()
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        status, _, body = post(nexus, INIT, {"Authorization": f"{scheme} {token}"})
+        assert status == 200, (scheme, body)

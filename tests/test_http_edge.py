@@ -60,6 +60,27 @@ def test_tokens_are_required_and_reloaded_without_restart(stack, tokens):
     assert nexus.metric('nexus_http_rejected_total{reason="auth"}') >= 3
 
 
+def test_deleting_or_emptying_the_tokens_file_revokes_every_token(stack, tokens):
+    """Revocation fails closed: a removed file, an emptied file or a malformed line never keeps a token valid."""
+    nexus = stack.nexus(server={"auth_tokens_file": str(tokens)})
+    nexus.wait_ready()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert post(nexus, INIT, auth)[0] == 200
+
+    tokens.write_text(f"claude:{TOKEN}\nthis line is not a token\n")
+    nexus.wait_until(lambda: "line 2" in nexus.logs(), 10, "the malformed line to be logged")
+    assert post(nexus, INIT, auth)[0] == 200, "the valid line stays in force"
+
+    tokens.write_text("# every caller removed\n")
+    nexus.wait_until(lambda: post(nexus, INIT, auth)[0] == 401, 10, "the emptied file to revoke the token")
+
+    tokens.write_text(f"claude:{TOKEN}\n")
+    nexus.wait_until(lambda: post(nexus, INIT, auth)[0] == 200, 10, "the token to be restored")
+    tokens.unlink()
+    nexus.wait_until(lambda: post(nexus, INIT, auth)[0] == 401, 10, "the deleted file to revoke the token")
+    assert "file removed" in nexus.logs() and "no valid bearer token" in nexus.logs()
+
+
 def test_a_public_listen_address_needs_tokens_or_an_explicit_opt_out(stack, tmp_path):
     config = stack.config(server={"listen": f"0.0.0.0:{free_port()}"})
     refused = Nexus(tmp_path / "public", config, start=False).run("serve")

@@ -1,6 +1,7 @@
 """Guards and limits: every refusal is a clear tool error naming the rule; nothing panics; data stays fenced."""
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -62,6 +63,19 @@ def test_max_documents_and_max_bytes_cut_results_and_say_so(nexus):
     r = call_tool(nexus.mcp_url, "aggregate", {"database": "shop", "collection": "orders",
                                                "pipeline": [{"$project": {"orderNo": 1}}]})
     assert r.structured["appliedLimits"]["truncatedBy"] in ("maxDocuments", "maxBytes")
+
+
+def test_distinct_respects_max_bytes(shared_stack):
+    """Regression: distinct returned every value whatever mcp.max_bytes said (24 MB with the 1 MiB default)."""
+    nexus = shared_stack.nexus("distinct-bytes", mcp={"max_bytes": "1KiB"})
+    nexus.wait_ready()
+    r = call_tool(nexus.mcp_url, "distinct", {"database": "shop", "collection": "orders", "field": "customerId"})
+    assert not r.is_error, r.text
+    values = r.structured["values"]
+    assert r.structured["total"] > len(values) > 0
+    assert len(json.dumps(values, separators=(",", ":"))) <= 1024
+    assert r.structured["truncated"] is True and r.structured["appliedLimits"]["truncatedBy"] == "maxBytes"
+    assert "mcp.max_bytes" in r.text
 
 
 def test_bad_arguments_are_clear_tool_errors(nexus):

@@ -86,6 +86,9 @@ pub async fn guard_mcp(
     mut request: Request,
     next: Next,
 ) -> Response {
+    if request.headers().get_all(header::HOST).iter().count() > 1 {
+        return edge.reject("host", StatusCode::BAD_REQUEST, "more than one Host header");
+    }
     if let Err(why) = check_host(&edge.allowed_hosts, &request) {
         return edge.reject("host", StatusCode::FORBIDDEN, &why);
     }
@@ -220,11 +223,7 @@ impl Edge {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+            .and_then(bearer_token);
         let Some(token) = presented else {
             return Err("missing bearer token (Authorization: Bearer <token>)");
         };
@@ -239,6 +238,15 @@ impl Edge {
         );
         r
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn retry_after(response: &mut Response, wait: Duration) {
@@ -355,5 +363,15 @@ mod tests {
         assert!(valid_request_id("abc-123_x.y:z"));
         assert!(!valid_request_id("a b"));
         assert!(!valid_request_id(&"x".repeat(129)));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer tok", "bearer tok", "BEARER tok", "  BeArEr   tok "] {
+            assert_eq!(bearer_token(value), Some("tok"), "{value:?}");
+        }
+        for value in ["Basic tok", "Bearer", "Bearer   ", "Bearertok"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
     }
 }

@@ -32,12 +32,25 @@ impl MongoUri {
         } else {
             return Err("must start with mongodb:// or mongodb+srv://".into());
         };
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let (userinfo, host_list) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
+        // Credentials first: a password that is not percent-encoded may hold '/', '?' or '@', which would
+        // otherwise be read as the end of the host list (and echoed in an error as a "port").
+        let at = rest.rfind('@');
+        let delimiter = rest.find(['/', '?']);
+        let unencoded = match (at, delimiter) {
+            (Some(at), Some(d)) => at > d,
+            _ => false,
         };
+        let (userinfo, rest) = match at {
+            Some(at) if !unencoded => (Some(&rest[..at]), &rest[at + 1..]),
+            _ => (None, rest),
+        };
+        if unencoded || userinfo.is_some_and(|u| u.contains('@') || u.matches(':').count() > 1) {
+            return Err("the user name or password must be percent-encoded: '/', '?', '@' and ':' in it are \
+                        written %2F, %3F, %40 and %3A"
+                .into());
+        }
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (host_list, tail) = rest.split_at(authority_end);
         let (user, has_password) = match userinfo {
             Some(u) => match u.split_once(':') {
                 Some((name, _)) => (Some(name.to_string()), true),
@@ -214,6 +227,23 @@ mod tests {
             u.to_string(),
             "mongodb://a:27017,b:2,[::1]:3/?replicaSet=rs"
         );
+    }
+
+    #[test]
+    fn a_password_that_is_not_percent_encoded_is_refused_without_echoing_it() {
+        for uri in [
+            "mongodb://app:pa55/x@mongo.internal/db",
+            "mongodb://app:pa55?x@mongo.internal/db",
+            "mongodb://app:pa55@x@mongo.internal/db",
+            "mongodb://app:pa55:x@mongo.internal/db",
+        ] {
+            let e = MongoUri::parse(uri).unwrap_err();
+            assert!(e.contains("percent-encoded"), "{uri}: {e}");
+            assert!(!e.contains("pa55"), "{e}");
+        }
+        let ok = MongoUri::parse("mongodb://app:pa55%2Fx@mongo.internal:27018/db?authSource=admin")
+            .unwrap();
+        assert_eq!(ok.first_host(), ("mongo.internal", 27018));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ToolContext, ToolError, doc_arg, ns, plural};
+use super::{AppliedLimits, ToolContext, ToolError, doc_arg, ns, plural};
 use crate::mcp::args::{JsonObject, opt};
 use crate::mcp::ejson;
 use crate::mcp::render::Output;
@@ -37,8 +37,9 @@ pub struct DistinctOutput {
     pub values: Vec<Value>,
     /// How many distinct values exist in all.
     pub total: usize,
-    /// Whether `values` was cut to mcp.max_documents.
+    /// Whether `values` was cut (by mcp.max_documents or mcp.max_bytes; appliedLimits says which).
     pub truncated: bool,
+    pub applied_limits: AppliedLimits,
 }
 
 pub async fn run(ctx: &ToolContext, a: DistinctArgs) -> Result<Output, ToolError> {
@@ -57,16 +58,34 @@ pub async fn run(ctx: &ToolContext, a: DistinctArgs) -> Result<Output, ToolError
     }
     let total = values.len();
     let max = ctx.guard.max_documents() as usize;
-    let truncated = total > max;
-    let values: Vec<Value> = values
-        .into_iter()
-        .take(max)
-        .map(ejson::relaxed_value)
-        .collect();
-    let note = if truncated {
-        format!(" (showing the first {max}: mcp.max_documents)")
-    } else {
-        String::new()
+    let max_bytes = ctx.guard.max_bytes();
+    // Both caps apply, as to documents: at most mcp.max_documents values and mcp.max_bytes of JSON.
+    let mut kept = Vec::with_capacity(total.min(max));
+    let mut bytes = 0u64;
+    let mut cut = None;
+    for value in values {
+        if kept.len() == max {
+            cut = Some("maxDocuments");
+            break;
+        }
+        let value = ejson::relaxed_value(value);
+        let size = serde_json::to_vec(&value).map_or(0, |v| v.len() as u64 + 1);
+        if bytes + size > max_bytes {
+            cut = Some("maxBytes");
+            break;
+        }
+        bytes += size;
+        kept.push(value);
+    }
+    let values = kept;
+    let truncated = cut.is_some();
+    let note = match cut {
+        Some("maxBytes") => format!(
+            " (showing the first {}: mcp.max_bytes = {max_bytes})",
+            values.len()
+        ),
+        Some(_) => format!(" (showing the first {max}: mcp.max_documents)"),
+        None => String::new(),
     };
     let summary = format!(
         "Field `{}` has {} in {}{note}.",
@@ -81,6 +100,12 @@ pub async fn run(ctx: &ToolContext, a: DistinctArgs) -> Result<Output, ToolError
         values,
         total,
         truncated,
+        applied_limits: AppliedLimits {
+            limit: max as u64,
+            limit_capped_by_max_documents: false,
+            max_bytes,
+            truncated_by: cut.map(str::to_string),
+        },
     });
     Ok(Output::data(summary, structured, "/values"))
 }
