@@ -200,6 +200,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             max_time: config.mongo.max_time,
             guard: Arc::new(Guard::new(&config.mcp)),
             confirm_destructive: config.mcp.confirm_destructive,
+            confirm_update_above: config.mcp.confirm_update_above,
         },
         health.clone(),
         metrics.mcp.clone(),
@@ -220,8 +221,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     if stdio {
         let server = server.clone();
         let closed = stdin_closed.clone();
+        let transport = crate::mcp::stdio::transport(
+            config.server.body_limit.as_u64() as usize,
+            &tasks,
+            stop.clone(),
+        );
         tasks.spawn(async move {
-            match server.serve(rmcp::transport::stdio()).await {
+            match server.serve(transport).await {
                 Ok(running) => {
                     let _ = running.waiting().await;
                 }

@@ -249,6 +249,7 @@ struct RawMcp {
     max_bytes: ByteSize,
     block_server_side_js: bool,
     confirm_destructive: bool,
+    confirm_update_above: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -381,6 +382,8 @@ pub struct McpConfig {
     pub max_bytes: ByteSize,
     pub block_server_side_js: bool,
     pub confirm_destructive: bool,
+    /// `update-many` asks first when more documents than this match (an empty filter always asks).
+    pub confirm_update_above: u64,
 }
 
 impl McpConfig {
@@ -436,7 +439,14 @@ fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
                 reason: "no such file".into(),
             });
         }
-        builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
+        let text =
+            crate::files::read_text_bounded(path, crate::files::MAX_CONFIG).map_err(|e| {
+                ConfigError::File {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
     }
     let structured: config::Map<String, String> = sources
         .env
@@ -873,6 +883,7 @@ fn validate_mcp(raw: RawMcp) -> Result<McpConfig, ConfigError> {
         max_bytes: raw.max_bytes,
         block_server_side_js: raw.block_server_side_js,
         confirm_destructive: raw.confirm_destructive,
+        confirm_update_above: raw.confirm_update_above,
     })
 }
 
@@ -946,9 +957,10 @@ fn secret_value(
         (None, Some(path)) => {
             let key_file = format!("{key}_file");
             let path = expand_home(&path);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ConfigError::invalid(&key_file, format!("cannot read {}: {e}", path.display()))
-            })?;
+            let text =
+                crate::files::read_text_bounded(&path, crate::files::MAX_SECRET).map_err(|e| {
+                    ConfigError::invalid(&key_file, format!("cannot read {}: {e}", path.display()))
+                })?;
             let value = text.trim_end_matches(['\r', '\n']).to_string();
             if value.is_empty() {
                 return Err(ConfigError::invalid(
@@ -1160,6 +1172,15 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn endless_files_are_refused_naming_the_key() {
+        let e = err(MINIMAL, &[("NEXUS_SSH__PASSWORD_FILE", "/dev/zero")]);
+        assert!(
+            e.starts_with("ssh.password_file:") && e.contains("larger than"),
+            "{e}"
+        );
     }
 
     #[test]

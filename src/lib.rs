@@ -17,6 +17,8 @@
 //! - [`http`]: the axum router (probes, `/metrics`, `/mcp`).
 //! - [`metrics`]: the registry and per-component metric families.
 //! - [`error`]: the error classes users see.
+//! - [`files`]: bounded reads of the files users point at.
+//! - [`deadline`]: a request deadline that pauses while a person answers.
 //! - [`backoff`]: validated exponential backoff with jitter.
 //! - [`probe`]: the `health` subcommand's tiny HTTP client.
 
@@ -28,6 +30,7 @@ pub mod backoff;
 pub mod config;
 pub mod deadline;
 pub mod error;
+pub mod files;
 pub mod health;
 pub mod http;
 pub mod mcp;

@@ -114,7 +114,10 @@ fn main() -> ExitCode {
                      reaches it bypasses tokens, read-only mode and the allow lists"
                 );
             }
-            runtime.block_on(serve(config))
+            let code = runtime.block_on(serve(config));
+            // A read of stdin blocks a runtime thread until the host closes it; it must not hold up the exit.
+            runtime.shutdown_timeout(Duration::from_millis(500));
+            code
         }
         Command::Check(args) => {
             let Some(config) = load(Sources::from_process(args.config, None, None)) else {

@@ -275,16 +275,16 @@ impl Supervisor<'_> {
             let mongo = checked.clone();
             let forward = forward.clone();
             async move {
+                // The bastion refusing the forward is definitive (MongoDB is down or unreachable from it): seen in
+                // one channel open, instead of after the driver's server selection timeout, twice.
+                if let Some(tunnel) = &forward
+                    && let Err(e @ TunnelError::ForwardRefused { .. }) =
+                        tunnel.probe_forward().await
+                {
+                    return Observation::Lost(e.class());
+                }
                 match mongo.ping().await {
                     Ok(latency) => Observation::Healthy(latency),
-                    // A ping that fails because the bastion refuses the forward says so.
-                    Err(_)
-                        if forward
-                            .as_ref()
-                            .is_some_and(|t| t.forward_refusal().is_some()) =>
-                    {
-                        Observation::Unhealthy(ErrorClass::SshForwardRefused)
-                    }
                     Err(e) => Observation::Unhealthy(e.class()),
                 }
             }

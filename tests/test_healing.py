@@ -4,6 +4,8 @@ import time
 
 import pymongo
 
+from support import call_tool
+
 
 def forward_client(nexus):
     return pymongo.MongoClient(f"mongodb://127.0.0.1:{nexus.forward_port}/", directConnection=True,
@@ -68,3 +70,20 @@ def test_mongodb_down_with_the_tunnel_up(stack):
     stack.mongo.start()
     nexus.wait_ready(timeout=20)
     assert nexus.check("mongodb")["status"] == "healthy"
+
+
+def test_a_dead_mongodb_is_seen_within_seconds_and_calls_fail_fast_under_the_defaults(stack):
+    """Regression: with the defaults, /ready stayed 200 for 12 s after MongoDB died and calls hung 5 s each."""
+    nexus = stack.nexus(mongo={"health_interval": None, "server_selection_timeout": None})
+    nexus.wait_ready()
+    stack.mongo.stop()
+    # Default health_interval is 2 s; the bastion's refusal to forward is definitive and flips at once.
+    nexus.wait_unready(timeout=4)
+    assert nexus.check("mongodb")["class"] == "SSH_FORWARD_REFUSED"
+    started = time.monotonic()
+    r = call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "orders"})
+    took = time.monotonic() - started
+    assert r.is_error and "SSH_FORWARD_REFUSED" in r.text, r.text
+    assert took < 1.5, f"the call took {took:.1f} s (the driver's 5 s server selection)"
+    stack.mongo.start()
+    nexus.wait_ready(timeout=20)

@@ -8,9 +8,9 @@ def test_strict_refuses_an_unknown_host_and_logs_its_fingerprint(stack):
     nexus = stack.nexus()
     nexus.wait_until(lambda: "SSH_HOST_KEY_UNKNOWN" in nexus.logs(), 15, "an unknown-host-key refusal")
     assert stack.sshd.fingerprint() in nexus.logs()
-    status, body = nexus.get("/ready")
-    assert status == 503
-    assert body["checks"]["sshTunnel"]["class"] in ("SSH_HOST_KEY_UNKNOWN", "SSH_UNREACHABLE")
+    nexus.wait_until(lambda: nexus.check("sshTunnel").get("class") == "SSH_HOST_KEY_UNKNOWN", 10,
+                     "/ready to name the unknown host key")
+    assert nexus.status("/ready") == 503
 
     result = stack.nexus("check", start=False).run("check")
     assert result.returncode == 11 and "SSH_HOST_KEY_UNKNOWN" in result.stdout
@@ -45,3 +45,12 @@ def test_insecure_accept_any_connects_and_warns_loudly(stack):
     nexus = stack.nexus(ssh={"host_key_policy": "insecure-accept-any"})
     nexus.wait_ready()
     assert "INSECURE: host key NOT verified" in nexus.logs()
+
+
+def test_a_line_that_is_not_utf8_is_skipped_like_openssh_does(stack):
+    """Regression: one bad byte anywhere in known_hosts made every connect fail, even with a valid line present."""
+    stack.known_hosts.write_bytes(b"# ours\nbroken \xff\xfe line\n" + stack.sshd.known_hosts_line().encode())
+    nexus = stack.nexus()
+    nexus.wait_ready()
+    skipped = [l for l in nexus.log_lines() if "not UTF-8" in l.get("message", "")]
+    assert skipped and skipped[0]["line"] == 2, skipped

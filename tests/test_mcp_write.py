@@ -112,3 +112,58 @@ def test_a_person_may_take_longer_than_the_request_timeout_to_confirm(shared_sta
     assert not r.is_error, r.text
     assert slow.asked and r.structured["deletedCount"] == 1
     assert db.slow.count_documents({}) == 2
+
+
+def test_update_many_asks_when_its_filter_matches_more_than_the_threshold(rw, db):
+    """Regression: `{"_id": {"$exists": true}}` updated every document without a prompt (only `{}` asked)."""
+    db.broad.insert_many([{"k": i, "done": False} for i in range(3)])
+    every = {"database": "scratch", "collection": "broad", "filter": {"_id": {"$exists": True}},
+             "update": {"$set": {"done": True}}}
+    r = call_tool(rw.mcp_url, "update-many", every, mode="legacy")
+    assert r.is_error and "confirmation" in r.text, r.text
+    assert db.broad.count_documents({"done": True}) == 0, "nothing updated without asking"
+
+    asked = elicitation("accept")
+    r = call_tool(rw.mcp_url, "update-many", every, mode="legacy", elicit=asked)
+    assert not r.is_error, r.text
+    assert "Update 3 documents" in asked.asked[0]
+    assert r.structured["modifiedCount"] == 3
+
+    one = {"database": "scratch", "collection": "broad", "filter": {"k": 1}, "update": {"$set": {"one": True}}}
+    r = call_tool(rw.mcp_url, "update-many", one, mode="legacy")
+    assert not r.is_error, "one matching document (mcp.confirm_update_above = 1) needs no prompt: " + r.text
+
+
+def test_a_forged_stateless_confirmation_is_not_accepted(rw, db):
+    """The accepted state of a stateless (2026-07-28) confirmation cannot be made up by the client."""
+    import hashlib
+    import json as _json
+    from support.rawhttp import post, stateless_call
+
+    db.forged.insert_many([{"k": i} for i in range(2)])
+    args = {"database": "scratch", "collection": "forged", "filter": {}}
+    body, headers = stateless_call("delete-many", args)
+    body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = {"elicitation": {}}
+    answer = {"confirm": {"action": "accept", "content": {"confirm": True}}}
+
+    # The old unsealed binding (a bare SHA-256 of tool + arguments), and an arbitrary string.
+    compact = _json.dumps(args, separators=(",", ":")).encode()
+    old = "confirm-v1:" + hashlib.sha256(b"delete-many\0" + compact).hexdigest()
+    for state in (old, "anything"):
+        body["params"]["inputResponses"] = answer
+        body["params"]["requestState"] = state
+        status, _, text = post(rw, body, headers)
+        assert status == 200, text
+        result = _json.loads(text)["result"]
+        assert result.get("resultType") == "input_required", result
+        assert db.forged.count_documents({}) == 2, "a forged state deleted documents"
+
+    # The real state, as issued, is accepted.
+    del body["params"]["inputResponses"], body["params"]["requestState"]
+    status, _, text = post(rw, body, headers)
+    issued = _json.loads(text)["result"]
+    assert issued["resultType"] == "input_required"
+    body["params"]["inputResponses"] = answer
+    body["params"]["requestState"] = issued["requestState"]
+    status, _, text = post(rw, body, headers)
+    assert _json.loads(text)["result"]["structuredContent"]["deletedCount"] == 2

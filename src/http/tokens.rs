@@ -152,9 +152,11 @@ impl Tokens {
 /// Reads the file leniently (for reloads): the valid entries, and a problem per line that is not one.
 fn read_lines(path: &Path) -> Result<(Vec<Entry>, Vec<TokensError>), TokensError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| TokensError::Read {
-        path: shown.clone(),
-        reason: e.to_string(),
+    let text = crate::files::read_text_bounded(path, crate::files::MAX_CONFIG).map_err(|e| {
+        TokensError::Read {
+            path: shown.clone(),
+            reason: e.to_string(),
+        }
     })?;
     let mut entries: Vec<Entry> = Vec::new();
     let mut problems = Vec::new();

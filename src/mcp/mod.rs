@@ -8,6 +8,7 @@ pub mod ejson;
 pub mod guard;
 pub mod render;
 pub mod server;
+pub mod stdio;
 pub mod tools;
 
 pub use server::NexusServer;

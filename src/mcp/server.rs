@@ -15,8 +15,8 @@ use rmcp::model::{
     ElicitRequestParams, ElicitationSchema, Implementation, InitializeRequestParams,
     InitializeResult, InputRequest, InputRequests, InputRequiredResult, ListResourcesResult,
     ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
-    ServerConfig, Tool,
+    ReadResourceResponse, ReadResourceResult, RequestStateCodec, Resource, ResourceContents,
+    SealOptions, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{ElicitationError, RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, tool, tool_router};
@@ -59,6 +59,8 @@ pub struct NexusServer {
     tool_router: Arc<ToolRouter<Self>>,
     /// The tool list as advertised: schemas without the non-standard integer formats schemars adds.
     tools: Arc<Vec<Tool>>,
+    /// Seals and opens the state of stateless confirmations.
+    codec: Arc<RequestStateCodec>,
 }
 
 /// The confirmation form shown to the user.
@@ -105,6 +107,7 @@ impl NexusServer {
                     .collect(),
             ),
             tool_router: Arc::new(tool_router),
+            codec: Arc::new(new_codec()),
         }
     }
 
@@ -191,7 +194,13 @@ impl NexusServer {
                 r.into()
             }
             Err(ToolError::InputRequired(question)) => {
-                confirmation_request(question, binding.unwrap_or_default()).into()
+                let state = self.codec.seal_with(
+                    b"confirm",
+                    &SealOptions::new()
+                        .associated_data(binding.unwrap_or_default().as_bytes())
+                        .ttl(CONFIRM_TIMEOUT),
+                );
+                confirmation_request(question, state).into()
             }
             // No structuredContent on errors: it would have to match the tool's output schema, and the TypeScript
             // SDK validates it even when isError is set (replacing our message with a schema error). The class
@@ -271,8 +280,8 @@ impl CallOutcome {
     }
 }
 
-/// The MRTR answer to a stateless call that needs confirmation: ask, and expect `binding` back as the state.
-fn confirmation_request(question: String, binding: String) -> InputRequiredResult {
+/// The MRTR answer to a stateless call that needs confirmation: ask, and expect `state` back.
+fn confirmation_request(question: String, state: String) -> InputRequiredResult {
     let schema =
         ElicitationSchema::from_type::<ConfirmForm>().expect("ConfirmForm is a flat object schema");
     let mut requests = InputRequests::new();
@@ -286,21 +295,28 @@ fn confirmation_request(question: String, binding: String) -> InputRequiredResul
             },
         )),
     );
-    InputRequiredResult::new(Some(requests), Some(binding))
+    InputRequiredResult::new(Some(requests), Some(state))
 }
 
-/// Binds a confirmation to the exact call: the tool name and its arguments.
-fn binding<A: Serialize>(tool: &str, args: &A) -> String {
-    let mut h = Sha256::new();
-    h.update(tool.as_bytes());
-    h.update([0]);
-    h.update(serde_json::to_vec(args).unwrap_or_default());
-    format!("confirm-v1:{:x}", h.finalize())
+/// What a stateless confirmation is bound to: the caller, the tool and a digest of its exact arguments. The
+/// state handed to the client is sealed over it (HMAC with a per-process key, with an expiry), so a client can
+/// neither forge an accepted confirmation nor replay one for other arguments, another caller or after it expired.
+fn binding<A: Serialize>(caller: &str, tool: &str, args: &A) -> String {
+    let digest = Sha256::digest(serde_json::to_vec(args).unwrap_or_default());
+    format!("confirm-v2|{caller}|{tool}|{digest:x}")
+}
+
+/// Seals confirmation states; the key is random per process (a state from another process or replica is not
+/// accepted, and the user is asked again).
+fn new_codec() -> RequestStateCodec {
+    let key: [u8; 32] = rand::random();
+    RequestStateCodec::try_new(key.to_vec()).expect("a 32-byte key is long enough")
 }
 
 /// Asks the connected client's user, by the means its protocol version allows.
 struct ClientConfirm<'a> {
     rc: &'a RequestContext<RoleServer>,
+    codec: &'a RequestStateCodec,
     binding: String,
     state: Option<String>,
     responses: Option<rmcp::model::InputResponses>,
@@ -325,7 +341,9 @@ impl Confirmer for ClientConfirm<'_> {
         if self.stateless() {
             let answer = self.responses.as_ref().and_then(|r| r.get(CONFIRM_KEY));
             return match (self.state.as_deref(), answer) {
-                (Some(state), Some(answer)) if state == self.binding => {
+                (Some(state), Some(answer))
+                    if self.codec.open_with(state, self.binding.as_bytes()).is_ok() =>
+                {
                     let accepted =
                         answer["action"] == "accept" && answer["content"]["confirm"] == true;
                     if accepted {
@@ -575,9 +593,10 @@ impl NexusServer {
         InputResponses(responses): InputResponses,
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let b = binding("update-many", &a);
+        let b = binding(&request_meta(&rc).caller, "update-many", &a);
         let confirm = ClientConfirm {
             rc: &rc,
+            codec: &self.codec,
             binding: b.clone(),
             state,
             responses,
@@ -601,9 +620,10 @@ impl NexusServer {
         InputResponses(responses): InputResponses,
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let b = binding("delete-many", &a);
+        let b = binding(&request_meta(&rc).caller, "delete-many", &a);
         let confirm = ClientConfirm {
             rc: &rc,
+            codec: &self.codec,
             binding: b.clone(),
             state,
             responses,
@@ -643,9 +663,10 @@ impl NexusServer {
         InputResponses(responses): InputResponses,
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let b = binding("drop-index", &a);
+        let b = binding(&request_meta(&rc).caller, "drop-index", &a);
         let confirm = ClientConfirm {
             rc: &rc,
+            codec: &self.codec,
             binding: b.clone(),
             state,
             responses,
@@ -685,9 +706,10 @@ impl NexusServer {
         InputResponses(responses): InputResponses,
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let b = binding("rename-collection", &a);
+        let b = binding(&request_meta(&rc).caller, "rename-collection", &a);
         let confirm = ClientConfirm {
             rc: &rc,
+            codec: &self.codec,
             binding: b.clone(),
             state,
             responses,
@@ -711,9 +733,10 @@ impl NexusServer {
         InputResponses(responses): InputResponses,
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let b = binding("drop-collection", &a);
+        let b = binding(&request_meta(&rc).caller, "drop-collection", &a);
         let confirm = ClientConfirm {
             rc: &rc,
+            codec: &self.codec,
             binding: b.clone(),
             state,
             responses,
@@ -737,9 +760,10 @@ impl NexusServer {
         InputResponses(responses): InputResponses,
         rc: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let b = binding("drop-database", &a);
+        let b = binding(&request_meta(&rc).caller, "drop-database", &a);
         let confirm = ClientConfirm {
             rc: &rc,
+            codec: &self.codec,
             binding: b.clone(),
             state,
             responses,
@@ -1045,11 +1069,51 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn bindings_tie_a_confirmation_to_the_exact_arguments() {
+    fn bindings_tie_a_confirmation_to_the_caller_tool_and_exact_arguments() {
         let a = json!({"database": "shop", "collection": "orders", "filter": {}});
         let b = json!({"database": "shop", "collection": "customers", "filter": {}});
-        assert_eq!(binding("delete-many", &a), binding("delete-many", &a));
-        assert_ne!(binding("delete-many", &a), binding("delete-many", &b));
-        assert_ne!(binding("delete-many", &a), binding("drop-collection", &a));
+        assert_eq!(
+            binding("c", "delete-many", &a),
+            binding("c", "delete-many", &a)
+        );
+        assert_ne!(
+            binding("c", "delete-many", &a),
+            binding("c", "delete-many", &b)
+        );
+        assert_ne!(
+            binding("c", "delete-many", &a),
+            binding("c", "drop-collection", &a)
+        );
+        assert_ne!(
+            binding("c", "delete-many", &a),
+            binding("d", "delete-many", &a)
+        );
+    }
+
+    #[test]
+    fn sealed_states_cannot_be_forged_or_moved() {
+        let codec = new_codec();
+        let bound = binding("c", "delete-many", &json!({"filter": {}}));
+        let seal = |ad: &str| {
+            codec.seal_with(
+                b"confirm",
+                &SealOptions::new()
+                    .associated_data(ad.as_bytes())
+                    .ttl(CONFIRM_TIMEOUT),
+            )
+        };
+        assert!(codec.open_with(&seal(&bound), bound.as_bytes()).is_ok());
+        let other = binding("c", "delete-many", &json!({"filter": {"x": 1}}));
+        assert!(codec.open_with(&seal(&bound), other.as_bytes()).is_err());
+        assert!(
+            codec.open_with(&bound, bound.as_bytes()).is_err(),
+            "a bare binding is no state"
+        );
+        assert!(
+            new_codec()
+                .open_with(&seal(&bound), bound.as_bytes())
+                .is_err(),
+            "another process's key"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use russh::client::Handle;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::{PrivateKeyWithHashAlg, load_secret_key};
+use russh::keys::{PrivateKeyWithHashAlg, decode_secret_key};
 
 use super::error::TunnelError;
 use super::session::{Client, describe};
@@ -31,7 +31,14 @@ pub(super) async fn authenticate(
     if let Some(path) = &auth.private_key {
         tried.push("publickey");
         let passphrase = auth.private_key_passphrase.as_ref().map(|s| s.expose());
-        let key = load_secret_key(path, passphrase).map_err(|e| TunnelError::PrivateKey {
+        let text =
+            crate::files::read_text_bounded(path, crate::files::MAX_SECRET).map_err(|e| {
+                TunnelError::PrivateKey {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let key = decode_secret_key(&text, passphrase).map_err(|e| TunnelError::PrivateKey {
             path: path.display().to_string(),
             reason: key_error(&e, passphrase.is_some()),
         })?;

@@ -6,6 +6,7 @@ use std::path::Path;
 use russh::keys::{HashAlg, PublicKey};
 
 use super::error::TunnelError;
+use super::known_hosts;
 use crate::config::{HostKeyPolicy, SshEndpoint};
 
 /// The outcome of checking one offered host key.
@@ -33,63 +34,67 @@ pub(super) fn verify(
         return Verdict::AcceptedInsecurely;
     }
     let known_hosts_name = known_hosts.display().to_string();
-    // russh skips `@revoked` lines; a revoked key is refused whatever else the file says.
-    if revoked(known_hosts, key) {
+    let recorded = match known_hosts::recorded(known_hosts, &endpoint.host, endpoint.port) {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            return Verdict::Refused(TunnelError::KnownHosts {
+                endpoint: endpoint.to_string(),
+                reason: format!("{known_hosts_name}: {e}"),
+            });
+        }
+    };
+    // A revoked key is refused whatever else the file says.
+    if recorded
+        .revoked
+        .iter()
+        .any(|k| k.key_data() == key.key_data())
+    {
         return Verdict::Refused(TunnelError::HostKeyRevoked {
             endpoint: endpoint.to_string(),
             known_hosts: known_hosts_name,
             fingerprint,
         });
     }
-    match russh::keys::check_known_hosts_path(&endpoint.host, endpoint.port, key, known_hosts) {
-        Ok(true) => Verdict::Trusted,
-        Ok(false) if policy == HostKeyPolicy::AcceptNew => {
-            match russh::keys::known_hosts::learn_known_hosts_path(
-                &endpoint.host,
-                endpoint.port,
-                key,
-                known_hosts,
-            ) {
-                Ok(()) => Verdict::Learned,
-                Err(e) => Verdict::Refused(TunnelError::KnownHosts {
-                    endpoint: endpoint.to_string(),
-                    reason: format!("cannot record the new key in {known_hosts_name}: {e}"),
-                }),
-            }
-        }
-        Ok(false) => Verdict::Refused(TunnelError::HostKeyUnknown {
+    if recorded
+        .keys
+        .iter()
+        .any(|(_, k)| k.key_data() == key.key_data())
+    {
+        return Verdict::Trusted;
+    }
+    // Another key of the same type is recorded for this host: it changed (as OpenSSH, keys of other types do not
+    // count: the server may simply have offered a type the file lacks).
+    if let Some((line, _)) = recorded
+        .keys
+        .iter()
+        .find(|(_, k)| k.algorithm() == key.algorithm())
+    {
+        return Verdict::Refused(TunnelError::HostKeyMismatch {
+            endpoint: endpoint.to_string(),
+            known_hosts: known_hosts_name,
+            line: *line,
+            fingerprint,
+        });
+    }
+    if policy != HostKeyPolicy::AcceptNew {
+        return Verdict::Refused(TunnelError::HostKeyUnknown {
             endpoint: endpoint.to_string(),
             known_hosts: known_hosts_name,
             fingerprint,
-        }),
-        Err(russh::keys::Error::KeyChanged { line }) => {
-            Verdict::Refused(TunnelError::HostKeyMismatch {
-                endpoint: endpoint.to_string(),
-                known_hosts: known_hosts_name,
-                line,
-                fingerprint,
-            })
-        }
+        });
+    }
+    match russh::keys::known_hosts::learn_known_hosts_path(
+        &endpoint.host,
+        endpoint.port,
+        key,
+        known_hosts,
+    ) {
+        Ok(()) => Verdict::Learned,
         Err(e) => Verdict::Refused(TunnelError::KnownHosts {
             endpoint: endpoint.to_string(),
-            reason: format!("{known_hosts_name}: {e}"),
+            reason: format!("cannot record the new key in {known_hosts_name}: {e}"),
         }),
     }
-}
-
-/// Whether known_hosts marks `key` `@revoked` (for any host, as OpenSSH does).
-fn revoked(known_hosts: &Path, key: &PublicKey) -> bool {
-    let Ok(text) = std::fs::read_to_string(known_hosts) else {
-        return false;
-    };
-    text.lines()
-        .filter_map(|l| l.trim_start().strip_prefix("@revoked"))
-        .filter_map(|rest| {
-            let mut fields = rest.split_whitespace().skip(1);
-            let (kind, base64) = (fields.next()?, fields.next()?);
-            PublicKey::from_openssh(&format!("{kind} {base64}")).ok()
-        })
-        .any(|k| k.key_data() == key.key_data())
 }
 
 #[cfg(test)]

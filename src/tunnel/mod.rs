@@ -14,6 +14,7 @@ mod error;
 mod forward;
 mod host_keys;
 mod keeper;
+mod known_hosts;
 mod reconnect;
 mod session;
 mod state;

@@ -47,6 +47,8 @@ pub struct ToolContext {
     pub guard: Arc<Guard>,
     /// Whether destructive tools must ask the user first (`mcp.confirm_destructive`).
     pub confirm_destructive: bool,
+    /// `update-many` asks first when more documents than this match (`mcp.confirm_update_above`).
+    pub confirm_update_above: u64,
 }
 
 /// The user's answer to a confirmation request.

@@ -1,5 +1,6 @@
-//! `update-many`: update the documents matching a filter (registered only when `mcp.read_only = false`). An
-//! update without a filter touches every document and asks for confirmation first.
+//! `update-many`: update the documents matching a filter (registered only when `mcp.read_only = false`). It
+//! counts the matching documents first and asks for confirmation when more than `mcp.confirm_update_above` match
+//! (always without a filter).
 
 use mongodb::bson::Document;
 use mongodb::options::UpdateModifications;
@@ -74,12 +75,31 @@ pub async fn run(
         }
     };
     let namespace = ns(&a.database, &a.collection);
-    if filter.is_empty() {
-        ctx.confirm(
-            confirmer,
-            format!("Update EVERY document in {namespace} (no filter)?"),
-        )
-        .await?;
+    // Count first: a filter that matches many documents is as broad as no filter (`{"_id": {"$exists": true}}`).
+    if ctx.confirm_destructive {
+        let matching = ctx
+            .bounded(
+                coll.count_documents(filter.clone())
+                    .max_time(ctx.max_time()),
+            )
+            .await?;
+        let question = if filter.is_empty() {
+            Some(format!(
+                "Update EVERY document in {namespace} ({}, no filter)?",
+                plural(matching as usize, "document", "documents")
+            ))
+        } else if matching > ctx.confirm_update_above {
+            Some(format!(
+                "Update {} matching {} in {namespace}?",
+                plural(matching as usize, "document", "documents"),
+                ejson::relaxed(filter.clone())
+            ))
+        } else {
+            None
+        };
+        if let Some(question) = question {
+            ctx.confirm(confirmer, question).await?;
+        }
     }
     let result = ctx
         .bounded_write(
