@@ -1,5 +1,6 @@
-//! Property-based fuzzing of everything that parses input from the network: tool arguments, Extended JSON, the
-//! guards, the audit shape and the MongoDB URI parser. Properties: no panic, and the security-relevant invariant
+//! Property-based fuzzing of everything that parses input from the network or a file: tool arguments, Extended
+//! JSON, the guards, the audit shape, the MongoDB URI parser, the config loader and the tokens file (known_hosts
+//! and the stdio line check are fuzzed beside their private parsers, in the library's unit tests). Properties: no panic, and the security-relevant invariant
 //! of each (JavaScript operators are always refused, values never reach the audit log, passwords never appear in
 //! errors).
 //!
@@ -7,7 +8,8 @@
 //! --test fuzz_inputs`.
 
 use nexus_mcp::audit::shape;
-use nexus_mcp::config::McpConfig;
+use nexus_mcp::config::{self, McpConfig, Sources};
+use nexus_mcp::http::tokens::Tokens;
 use nexus_mcp::mcp::ejson;
 use nexus_mcp::mcp::guard::Guard;
 use nexus_mcp::mcp::tools::{aggregate::AggregateArgs, explain::ExplainArgs, find::FindArgs};
@@ -130,7 +132,7 @@ proptest! {
     }
 
     #[test]
-    fn uri_errors_never_echo_the_password(user in "[a-z]{1,8}", password in "[A-Za-z0-9]{10,16}",
+    fn uri_errors_never_echo_the_password(user in "[a-z]{1,8}", password in "[A-Za-z0-9/?@:]{10,16}",
                                           rest in "[ -~]{0,40}") {
         let uri = format!("mongodb://{user}:{password}@{rest}");
         match MongoUri::parse(&uri) {
@@ -140,6 +142,47 @@ proptest! {
                 prop_assert!(!debug.contains(&password));
             }
             Err(e) => prop_assert!(!e.contains(&password)),
+        }
+    }
+
+    #[test]
+    fn the_config_loader_names_the_key_and_never_panics(
+        key in prop::sample::select(vec![
+            "NEXUS_SSH__PORT", "NEXUS_SSH__KEEPALIVE_INTERVAL", "NEXUS_SSH__JUMP", "NEXUS_SSH__HOST",
+            "NEXUS_SERVER__LISTEN", "NEXUS_SERVER__BODY_LIMIT", "NEXUS_SERVER__REQUEST_TIMEOUT",
+            "NEXUS_TUNNEL__LOCAL_LISTEN", "NEXUS_TUNNEL__MAX_CONNECTIONS", "NEXUS_MONGO__URI",
+            "NEXUS_MONGO__MAX_TIME", "NEXUS_MCP__MAX_BYTES", "NEXUS_MCP__DEFAULT_LIMIT", "NEXUS_LOG__LEVEL",
+            "NEXUS_SSH__NO_SUCH_KEY", "LOCAL_PORT", "MCP_PORT", "MONGO_URI",
+        ]),
+        value in "[ -~]{0,40}",
+    ) {
+        let mut env = std::collections::HashMap::from([
+            ("NEXUS_SSH__HOST".to_string(), "bastion".to_string()),
+            ("NEXUS_SSH__USER".to_string(), "u".to_string()),
+            ("NEXUS_SSH__AGENT".to_string(), "true".to_string()),
+            ("NEXUS_SSH__KNOWN_HOSTS".to_string(), "/dev/null".to_string()),
+            ("NEXUS_MONGO__URI".to_string(), "mongodb://app:s3cr3t-pw@mongo:27017/db".to_string()),
+        ]);
+        env.insert(key.to_string(), value);
+        let sources = Sources { file: None, env, transport: None, listen: None, insecure_no_auth: false };
+        if let Err(e) = config::load(&sources) {
+            let e = e.to_string();
+            prop_assert!(e.contains(':'), "no key named: {e}");
+            prop_assert!(!e.contains("s3cr3t-pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_tokens_file_never_panics_or_echoes_a_token(lines in prop::collection::vec("[ -~]{0,40}", 0..6),
+                                                      token in "[A-Za-z0-9]{16,24}") {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        let mut text = lines.join("\n");
+        text.push_str(&format!("\nbad name:{token}\n"));
+        std::fs::write(&path, text).unwrap();
+        match Tokens::load(&path) {
+            Ok(tokens) => prop_assert!(tokens.identify(&token).is_none()),
+            Err(e) => prop_assert!(!e.to_string().contains(&token)),
         }
     }
 }

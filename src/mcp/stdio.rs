@@ -264,4 +264,16 @@ mod tests {
         assert!(matches!(read_line(&mut reader, 50).await, Line::Text(l) if l == b"last"));
         assert!(matches!(read_line(&mut reader, 50).await, Line::End));
     }
+
+    proptest::proptest! {
+        /// Any line: no panic, and an answer when it is not a JSON-RPC message.
+        #[test]
+        fn any_line_is_passed_or_answered(line in "[ -~]{0,80}") {
+            if let Err(answer) = check(line.as_bytes()) {
+                let v: Value = serde_json::from_slice(&answer).unwrap();
+                let codes = [json!(-32700), json!(-32600)];
+                proptest::prop_assert!(codes.contains(&v["error"]["code"]), "{v}");
+            }
+        }
+    }
 }

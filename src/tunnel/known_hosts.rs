@@ -177,4 +177,27 @@ mod tests {
         let e = recorded(Path::new("/dev/zero"), "h", 22).unwrap_err();
         assert!(e.to_string().contains("larger than"), "{e}");
     }
+
+    proptest::proptest! {
+        /// Any content: no panic, and only keys that parse are ever recorded.
+        #[test]
+        fn any_file_is_read_without_panicking(lines in proptest::collection::vec(
+            proptest::prop_oneof![
+                "[ -~]{0,60}",
+                proptest::strategy::Just(format!("[127.0.0.1]:2222 {KEY_A}")),
+                proptest::strategy::Just(format!("@revoked * {KEY_A}")),
+                proptest::strategy::Just("|1|AAAA|BBBB ssh-ed25519 AAAA".to_string()),
+                proptest::strategy::Just("!*,* ssh-rsa AAAA".to_string()),
+            ],
+            0..8,
+        ), pattern in "[*?!a-z.,\\[\\]:0-9]{0,20}") {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("known_hosts");
+            std::fs::write(&path, lines.join("\n")).unwrap();
+            let r = recorded(&path, "127.0.0.1", 2222).unwrap();
+            let valid = lines.iter().filter(|l| **l == format!("[127.0.0.1]:2222 {KEY_A}")).count();
+            proptest::prop_assert_eq!(r.keys.len(), valid);
+            let _ = matches_host(&pattern, "db.example");
+        }
+    }
 }
