@@ -119,9 +119,20 @@ proptest! {
 
     #[test]
     fn tool_arguments_parse_or_fail_without_panicking(v in json_value()) {
-        let _ = serde_json::from_value::<FindArgs>(v.clone());
-        let _ = serde_json::from_value::<AggregateArgs>(v.clone());
-        let _ = serde_json::from_value::<ExplainArgs>(v);
+        // Parsed arguments always carry the namespace (required fields cannot be defaulted away), and a refusal
+        // always says something.
+        match serde_json::from_value::<FindArgs>(v.clone()) {
+            Ok(a) => prop_assert!(v["database"] == a.database.as_str() && v["collection"] == a.collection.as_str()),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+        match serde_json::from_value::<AggregateArgs>(v.clone()) {
+            Ok(a) => prop_assert!(v["database"] == a.database.as_str() && v.get("pipeline").is_some()),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+        match serde_json::from_value::<ExplainArgs>(v.clone()) {
+            Ok(a) => prop_assert!(v["collection"] == a.collection.as_str() && v.get("method").is_some()),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
     }
 
     #[test]

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from support import Nexus, REPO, free_port
+from support.nexus import BINARY
 
-BINARY = REPO / "target" / "debug" / "nexus-mcp"
 PROMTOOL = REPO / ".run" / "tools" / "promtool"
 K8S = sorted((REPO / "k8s").glob("*.yaml"))
 ISTIO = sorted((REPO / "istio").glob("*.yaml"))

@@ -141,6 +141,9 @@ class Sshd:
             except ProcessLookupError:
                 pass
 
+    def wait_log(self, text: str, timeout: float) -> None:
+        wait_until(lambda: text in self.log_text(), timeout, f"sshd to log {text!r}", on_timeout=self.log_text)
+
     def log_text(self) -> str:
         try:
             return self.log.read_text(errors="replace")[-4000:]
