@@ -3,8 +3,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VENV  := .venv
 PY    := $(VENV)/bin/python
+PREFIX ?= /usr/local
 
-.PHONY: all build release deps demo test test-unit test-integration lint fmt clean bench bench-deps soak
+.PHONY: all build release deps demo test test-unit test-integration lint fmt clean bench bench-deps bench-peers bench-quick soak
+
+.PHONY: demo-deps demo-heal install
 
 all: build
 
@@ -20,9 +23,22 @@ deps:
 	scripts/install-test-deps.sh
 	scripts/install-deploy-deps.sh
 
-## A local bastion + MongoDB-wire server with sample data + nexus-mcp through the tunnel. Ctrl-C stops it all.
-demo: deps build
+## Installs only what the demo needs: openssh-server/-client (apt-get) and the pinned Python venv (pip).
+demo-deps:
+	scripts/install-demo-deps.sh
+
+## A local bastion + MongoDB-wire server with sample data + nexus-mcp through the tunnel (the debug build: it builds
+## in about half the time of a release build). Ctrl-C stops it all.
+demo: demo-deps build
 	$(PY) scripts/demo.py
+
+## While `make demo` runs: break its SSH session at the bastion and show the tunnel heal (/ready, /metrics).
+demo-heal:
+	$(PY) scripts/demo.py heal
+
+## The release build, installed as $(PREFIX)/bin/nexus-mcp (e.g. `make install PREFIX=~/.local`).
+install: release
+	$(CARGO) install --locked --path . --root $(PREFIX)
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -38,13 +54,24 @@ test-integration: deps build
 test: deps lint test-unit test-integration
 
 ## Side-by-side benchmark against the official MongoDB MCP server (see BENCHMARKS.md); not part of `make test`.
-bench-deps: deps
+## Per client mode (stateless, legacy JSON, legacy SSE, stdio) × client (Rust loadgen, Python SDK, http.client,
+## TypeScript SDK) × 1/8/32 clients; ≈ 12–15 min of runs on 2 cores after the builds.
+bench-deps: deps bench-peers
 	$(CARGO) build --locked --release -p nexus-mcp -p loadgen
+
+## The pinned official server and the Python packages of the report (the TypeScript SDK comes with `deps`).
+bench-peers:
 	cd bench/official && npm ci --no-audit --no-fund --silent
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
 
 bench: bench-deps
 	$(PY) bench/bench.py
+
+## The whole harness end to end against the debug builds in a few minutes: numbers meaningless, structure checked;
+## writes its report into a temporary directory (never bench/results or BENCHMARKS.md).
+bench-quick: deps build bench-peers
+	$(CARGO) build --locked -p loadgen
+	$(PY) bench/bench.py --quick --nexus-bin target/debug/nexus-mcp --loadgen-bin target/debug/loadgen
 
 ## 50 clients for 10 minutes against nexus-mcp: errors, p99 over time, RSS growth.
 soak: bench-deps

@@ -179,21 +179,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             other => anyhow::anyhow!(other),
         }
     };
-    let prepared = async {
-        let tunnel = supervisor.start_tunnel().await?;
-        let mongo_options = supervisor.mongo_options(tunnel.as_ref()).await?;
-        Ok::<_, StartupError>((tunnel, mongo_options))
-    };
-    let (tunnel, mongo_options) = match prepared.await {
-        Ok(pair) => pair,
-        Err(e) => {
-            stop.cancel();
-            http_stop.cancel();
-            return Err(fatal(e));
-        }
-    };
-
     let mongo_cell = Arc::new(std::sync::OnceLock::new());
+    let tunnel_cell = Arc::new(std::sync::OnceLock::new());
     let server = NexusServer::new(
         ToolContext {
             mongo: mongo_cell.clone(),
@@ -204,19 +191,18 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         },
         health.clone(),
         metrics.mcp.clone(),
-        status_source(&health, &metrics, tunnel.clone()),
+        status_source(&health, &metrics, tunnel_cell.clone()),
         serde_json::to_value(&config).unwrap_or(Value::Null),
         audit,
     );
     let tools = server.tool_names();
 
-    // MCP is served at once, over HTTP as over stdio: clients can handshake and list tools during startup, and a
-    // tool call gets "starting (stage …)" with the reason when a stage is failing, instead of an opaque 503.
+    // MCP is served before any stage runs, over HTTP as over stdio: clients can handshake and list tools during
+    // startup, and a tool call gets "starting (stage …)" with the reason when a stage is failing — never a hang or
+    // an opaque 503.
     if !stdio {
         mcp_slot.install(mcp_router(&config, server.clone(), http_stop.child_token()));
     }
-
-    // stdio: serve the protocol at once (clients handshake immediately); tools say "starting" until ready.
     let stdin_closed = CancellationToken::new();
     if stdio {
         let server = server.clone();
@@ -238,6 +224,45 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         });
     }
 
+    tokio::pin!(shutdown);
+    let stop_requested = async {
+        tokio::select! {
+            () = &mut shutdown => {}
+            () = stdin_closed.cancelled() => {}
+        }
+    };
+    tokio::pin!(stop_requested);
+
+    // The tunnel's local forward (retried while another process holds it) and the driver's options.
+    let prepared = async {
+        let tunnel = supervisor.start_tunnel().await?;
+        let mongo_options = supervisor.mongo_options(tunnel.as_ref()).await?;
+        Ok::<_, StartupError>((tunnel, mongo_options))
+    };
+    let prepared = tokio::select! {
+        prepared = prepared => Some(prepared),
+        () = &mut stop_requested => None,
+    };
+    let (tunnel, mongo_options) = match prepared {
+        Some(Ok(pair)) => pair,
+        Some(Err(e)) => {
+            stop.cancel();
+            http_stop.cancel();
+            return Err(fatal(e));
+        }
+        None => {
+            stop.cancel();
+            http_stop.cancel();
+            tasks.close();
+            let _ = tokio::time::timeout(CLOSE_GRACE, tasks.wait()).await;
+            tracing::info!("shutdown complete (during startup)");
+            return Ok(());
+        }
+    };
+    if let Some(t) = &tunnel {
+        let _ = tunnel_cell.set(t.clone());
+    }
+
     let startup = supervisor.run(tunnel.as_ref(), mongo_options, |mongo| {
         let _ = mongo_cell.set(mongo.clone());
         format!(
@@ -251,14 +276,6 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             if stdio { "stdio" } else { "HTTP at /mcp" }
         )
     });
-    tokio::pin!(shutdown);
-    let stop_requested = async {
-        tokio::select! {
-            () = &mut shutdown => {}
-            () = stdin_closed.cancelled() => {}
-        }
-    };
-    tokio::pin!(stop_requested);
     tokio::select! {
         result = startup => match result {
             Ok(_mongo) => stop_requested.await,
@@ -335,13 +352,17 @@ fn mcp_router(config: &Config, server: NexusServer, cancel: CancellationToken) -
 }
 
 /// `nexus://status`: the readiness body plus the tunnel's live state and counters.
-fn status_source(health: &Health, metrics: &Metrics, tunnel: Option<Tunnel>) -> ResourceSource {
+fn status_source(
+    health: &Health,
+    metrics: &Metrics,
+    tunnel: Arc<std::sync::OnceLock<Tunnel>>,
+) -> ResourceSource {
     let health = health.clone();
     let t = metrics.tunnel.clone();
     Arc::new(move || {
         let (ready, mut body) = health.report(Probe::Readiness);
         body["ready"] = json!(ready);
-        if let Some(tunnel) = &tunnel {
+        if let Some(tunnel) = tunnel.get() {
             body["tunnel"] = json!({
                 "state": tunnel.state().borrow().describe(),
                 "localAddr": tunnel.local_addr().to_string(),

@@ -97,3 +97,19 @@ def test_a_busy_listen_address_has_its_own_exit_code(stack):
     assert result.returncode == 69, result.stderr
     assert "ADDRESS_IN_USE" in result.stderr and first.config["server"]["listen"] in result.stderr
     assert "configuration error" not in result.stderr
+
+
+def test_over_stdio_a_busy_forward_port_is_explained_not_a_hang(stack):
+    first = stack.nexus("first")
+    first.wait_ready()
+    second = stack.nexus("second", start=False, tunnel={"local_listen": first.config["tunnel"]["local_listen"]})
+    params = mcp.StdioServerParameters(command=str(BINARY),
+                                       args=["serve", "--transport", "stdio", "--config", str(second.config_path)],
+                                       env=second.env)
+
+    async def run():
+        async with session(params) as c:
+            return await acall(c, "count", {"database": "shop", "collection": "orders"})
+
+    r = asyncio.run(asyncio.wait_for(run(), 30))
+    assert r.is_error and "ADDRESS_IN_USE" in r.text and "starting (stage tunnel)" in r.text, r.text

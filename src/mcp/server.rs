@@ -33,6 +33,7 @@ use crate::deadline::Deadline;
 use crate::error::ErrorClass;
 use crate::health::Health;
 use crate::metrics::McpMetrics;
+use crate::mongo::MongoError;
 
 /// How long a legacy-session client may take to answer a confirmation.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(300);
@@ -220,7 +221,9 @@ pub enum CallOutcome {
     /// Ended with a confirmation question (stateless MRTR); the retry carries the answer.
     InputRequired,
     /// A dependency is down or startup has not finished.
-    Unavailable,
+    Unavailable {
+        class: ErrorClass,
+    },
     /// Refused before reaching MongoDB: a guard, a bad argument, or a declined confirmation.
     Rejected {
         class: ErrorClass,
@@ -244,7 +247,9 @@ impl CallOutcome {
         match result {
             Ok(_) => Self::Ok,
             Err(ToolError::InputRequired(_)) => Self::InputRequired,
-            Err(ToolError::Unavailable(_)) => Self::Unavailable,
+            Err(e @ (ToolError::Unavailable(_) | ToolError::Mongo(MongoError::Unreachable(_)))) => {
+                Self::Unavailable { class: e.class() }
+            }
             Err(
                 e @ (ToolError::Rejected(_)
                 | ToolError::BadArgument(_)
@@ -259,7 +264,7 @@ impl CallOutcome {
         match self {
             Self::Ok => "ok",
             Self::InputRequired => "input_required",
-            Self::Unavailable => "unavailable",
+            Self::Unavailable { .. } => "unavailable",
             Self::Rejected { .. } => "rejected",
             Self::Failed { .. } => "failed",
         }
@@ -269,8 +274,9 @@ impl CallOutcome {
     pub fn class(self) -> Option<ErrorClass> {
         match self {
             Self::Ok | Self::InputRequired => None,
-            Self::Unavailable => Some(ErrorClass::MongoUnreachable),
-            Self::Rejected { class } | Self::Failed { class } => Some(class),
+            Self::Unavailable { class } | Self::Rejected { class } | Self::Failed { class } => {
+                Some(class)
+            }
         }
     }
 
@@ -1115,5 +1121,98 @@ mod tests {
                 .is_err(),
             "another process's key"
         );
+    }
+
+    #[test]
+    fn one_outcome_per_error_feeds_the_metric_label_and_the_audit_line() {
+        use crate::mcp::guard::Rejected;
+        let rejected = Rejected {
+            rule: "mcp.read_only",
+            message: "no".into(),
+        };
+        let cases: Vec<(Result<Output, ToolError>, &str, Option<&str>)> = vec![
+            (
+                Err(ToolError::Unavailable("down".into())),
+                "unavailable",
+                Some("MONGO_UNREACHABLE"),
+            ),
+            (
+                Err(ToolError::Mongo(MongoError::Unreachable("x".into()))),
+                "unavailable",
+                Some("MONGO_UNREACHABLE"),
+            ),
+            (
+                Err(ToolError::Mongo(MongoError::Timeout("x".into()))),
+                "failed",
+                Some("MONGO_TIMEOUT"),
+            ),
+            (
+                Err(ToolError::Mongo(MongoError::AuthFailed("x".into()))),
+                "failed",
+                Some("MONGO_AUTH_FAILED"),
+            ),
+            (
+                Err(ToolError::Mongo(MongoError::Command("x".into()))),
+                "failed",
+                Some("QUERY_FAILED"),
+            ),
+            (
+                Err(ToolError::Rejected(rejected)),
+                "rejected",
+                Some("QUERY_REJECTED"),
+            ),
+            (
+                Err(ToolError::BadArgument("x".into())),
+                "rejected",
+                Some("QUERY_REJECTED"),
+            ),
+            (
+                Err(ToolError::NotConfirmed("x".into())),
+                "rejected",
+                Some("QUERY_REJECTED"),
+            ),
+            (
+                Err(ToolError::AmbiguousWrite("x".into())),
+                "failed",
+                Some("QUERY_FAILED"),
+            ),
+            (
+                Err(ToolError::NotFound("x".into())),
+                "failed",
+                Some("QUERY_FAILED"),
+            ),
+            (
+                Err(ToolError::InputRequired("x".into())),
+                "input_required",
+                None,
+            ),
+        ];
+        for (result, label, class) in cases {
+            let outcome = CallOutcome::of(&result);
+            assert_eq!(outcome.label(), label, "{result:?}");
+            assert!(
+                CallOutcome::LABELS.contains(&label),
+                "{label} is pre-created"
+            );
+            assert_eq!(outcome.class().map(ErrorClass::as_str), class, "{result:?}");
+            let meta = RequestMeta {
+                id: "r".into(),
+                caller: "c".into(),
+            };
+            let record = audit_record(
+                meta,
+                "find".into(),
+                None,
+                None,
+                Value::Null,
+                Duration::ZERO,
+                outcome,
+                &Err(ErrorData::internal_error("x", None)),
+            );
+            assert_eq!(
+                (record.outcome.as_str(), record.error_class.as_deref()),
+                (label, class)
+            );
+        }
     }
 }
