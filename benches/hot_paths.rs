@@ -6,6 +6,7 @@ use mongodb::bson::{DateTime, doc, oid::ObjectId};
 use nexus_mcp::config::McpConfig;
 use nexus_mcp::mcp::ejson;
 use nexus_mcp::mcp::guard::Guard;
+use nexus_mcp::mcp::namespace::Namespace;
 use nexus_mcp::mcp::render::{Output, object};
 use serde_json::json;
 use std::hint::black_box;
@@ -69,8 +70,10 @@ fn guards(c: &mut Criterion) {
     .unwrap();
     c.bench_function("guard: namespace + 3-stage pipeline", |b| {
         b.iter(|| {
-            g.collection("shop", "orders").unwrap();
-            g.pipeline("shop", black_box(&pipeline)).unwrap()
+            let ns = Namespace::parse_both("database", "shop", "collection", "orders").unwrap();
+            g.collection(&ns).unwrap();
+            g.pipeline("pipeline", ns.db(), black_box(&pipeline))
+                .unwrap()
         })
     });
 }

@@ -1,8 +1,9 @@
 //! Property-based fuzzing of everything that parses input from the network or a file: tool arguments, Extended
-//! JSON, the guards, the audit shape, the MongoDB URI parser, the config loader and the tokens file (known_hosts
-//! and the stdio line check are fuzzed beside their private parsers, in the library's unit tests). Properties: no panic, and the security-relevant invariant
-//! of each (JavaScript operators are always refused, values never reach the audit log, passwords never appear in
-//! errors).
+//! JSON, the guards, database and collection names, the audit shape, the MongoDB URI parser, the config loader
+//! and the tokens file (known_hosts and the stdio line check are fuzzed beside their private parsers, in the
+//! library's unit tests). Properties: no panic, and the security-relevant invariant of each (JavaScript operators
+//! are always refused, a name that passes follows MongoDB's rules and a denied database is refused in any case,
+//! values never reach the audit log, passwords and tokens never appear in errors).
 //!
 //! CI runs the default 256 cases per property; a long local run: `PROPTEST_CASES=1000000 cargo test --release
 //! --test fuzz_inputs`.
@@ -12,6 +13,7 @@ use nexus_mcp::config::{self, McpConfig, Sources};
 use nexus_mcp::http::tokens::Tokens;
 use nexus_mcp::mcp::ejson;
 use nexus_mcp::mcp::guard::Guard;
+use nexus_mcp::mcp::namespace::{DatabaseName, Namespace};
 use nexus_mcp::mcp::tools::{aggregate::AggregateArgs, explain::ExplainArgs, find::FindArgs};
 use nexus_mcp::mongo::uri::MongoUri;
 use proptest::prelude::*;
@@ -70,6 +72,17 @@ fn guard(read_only: bool) -> Guard {
     })
 }
 
+/// Names: anything at all, the denied one in mixed case, and the characters MongoDB treats specially.
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "(?i:secret)[a-z_]{0,6}",
+        "[a-z.$ /\\\x00]{0,8}",
+        "[a-z]{60,70}",
+        "[a-zé]{240,260}",
+    ]
+}
+
 fn contains_key(v: &Value, needle: &str) -> bool {
     match v {
         Value::Object(m) => m
@@ -110,7 +123,7 @@ proptest! {
         let v = Value::Array(stages);
         if let Ok(docs) = ejson::to_documents("pipeline", &v) {
             let writes = docs.iter().any(|d| d.contains_key("$out") || d.contains_key("$merge"));
-            let verdict = g.pipeline("shop", &docs);
+            let verdict = g.pipeline("pipeline", DatabaseName::parse("database", "shop").unwrap(), &docs);
             if writes {
                 prop_assert!(verdict.is_err());
             }
@@ -120,7 +133,8 @@ proptest! {
     #[test]
     fn tool_arguments_parse_or_fail_without_panicking(v in json_value()) {
         // Parsed arguments always carry the namespace (required fields cannot be defaulted away), and a refusal
-        // always says something.
+        // always says something. MCP arguments are objects (serde would also read a struct from an array).
+        prop_assume!(v.is_object());
         match serde_json::from_value::<FindArgs>(v.clone()) {
             Ok(a) => prop_assert!(v["database"] == a.database.as_str() && v["collection"] == a.collection.as_str()),
             Err(e) => prop_assert!(!e.to_string().is_empty()),
@@ -194,6 +208,29 @@ proptest! {
         match Tokens::load(&path) {
             Ok(tokens) => prop_assert!(tokens.identify(&token).is_none()),
             Err(e) => prop_assert!(!e.to_string().contains(&token)),
+        }
+    }
+
+    #[test]
+    fn names_pass_only_under_mongodb_rules_and_denials_ignore_case(db in name(), coll in name()) {
+        const DATABASE_FORBIDDEN: [char; 13] = ['/', '\\', '.', ' ', '"', '$', '*', '<', '>', ':', '|', '?', '\0'];
+        let name = match DatabaseName::parse("database", &db) {
+            Ok(name) => name,
+            Err(e) => {
+                let text = e.to_string();
+                prop_assert!(text.starts_with("`database`") && text.len() < 1000, "{text}");
+                prop_assert!(db.is_empty() || db.len() > 63 || db.contains(DATABASE_FORBIDDEN));
+                return Ok(());
+            }
+        };
+        prop_assert!(!db.is_empty() && db.len() < 64 && !db.contains(DATABASE_FORBIDDEN));
+        if db.is_ascii() && db.to_ascii_lowercase().starts_with("secret") {
+            prop_assert_eq!(guard(false).database(name).unwrap_err().rule, "mcp.denied_databases");
+        }
+        match Namespace::parse(name, "collection", &coll) {
+            Ok(_) => prop_assert!(!coll.is_empty() && !coll.contains(['$', '\0']) && !coll.starts_with('.')
+                && db.len() + 1 + coll.len() <= 255),
+            Err(e) => prop_assert!(e.to_string().starts_with("`collection`"), "{e}"),
         }
     }
 }

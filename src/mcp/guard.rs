@@ -1,12 +1,17 @@
 //! Guards applied to every tool before anything reaches MongoDB: namespaces (allow/deny lists with glob patterns;
 //! `admin`, `local`, `config` and `system.*` denied unless listed literally), server-side JavaScript operators,
-//! write stages in read-only mode (including stages nested in `$lookup`/`$unionWith`/`$facet` sub-pipelines,
-//! whose collections are namespace-checked too), and result limits.
+//! write stages in read-only mode (including stages nested in `$lookup`/`$unionWith`/`$facet` sub-pipelines),
+//! every namespace a pipeline names (`$lookup`/`$graphLookup` `from`, `$unionWith`, `$out`, `$merge`, in their
+//! string and `{db, coll}` forms), and result limits.
 //!
-//! A refusal is a [`Rejected`] naming the rule, so the model (and the user) learn which setting to change.
+//! Names reach the guard only as [`DatabaseName`] / [`Namespace`], already checked against MongoDB's naming
+//! rules by `namespace`, which also says how patterns compare with names: denials ignore case, allowances do not.
+//!
+//! A refusal is a [`Rejected`] naming the rule and the argument, so the model (and the user) learn what to change.
 
 use mongodb::bson::{Bson, Document};
 
+use super::namespace::{Case, DatabaseName, NameError, Namespace, glob, same_database};
 use crate::config::McpConfig;
 
 /// Databases that hold server internals; denied unless `mcp.allowed_databases` names them literally.
@@ -23,6 +28,12 @@ pub struct Rejected {
     /// The setting or rule that refused it, e.g. `mcp.read_only`.
     pub rule: &'static str,
     pub message: String,
+}
+
+impl From<NameError> for Rejected {
+    fn from(e: NameError) -> Self {
+        rejected(e.rule(), e.to_string())
+    }
 }
 
 fn rejected(rule: &'static str, message: impl Into<String>) -> Rejected {
@@ -83,34 +94,48 @@ impl Guard {
         self.max_bytes
     }
 
-    /// May this database be used at all?
+    /// May this database be used at all? Denials (and the system databases) match without regard to case;
+    /// `mcp.allowed_databases` matches exactly.
     ///
     /// # Errors
-    /// [`Rejected`] naming the rule.
-    pub fn database(&self, db: &str) -> Result<(), Rejected> {
-        if db.is_empty() {
-            return Err(rejected("database name", "the database name is empty"));
-        }
-        if self.denied_databases.iter().any(|p| glob(p, db)) {
+    /// [`Rejected`] naming the rule and the argument.
+    pub fn database(&self, db: DatabaseName<'_>) -> Result<(), Rejected> {
+        let (arg, name) = (db.arg(), db.as_str());
+        if self
+            .denied_databases
+            .iter()
+            .any(|p| glob(p, name, Case::Insensitive))
+        {
             return Err(rejected(
                 "mcp.denied_databases",
-                format!("database `{db}` is denied"),
-            ));
-        }
-        if SYSTEM_DATABASES.contains(&db) && !self.allowed_databases.iter().any(|p| p == db) {
-            return Err(rejected(
-                "system databases",
                 format!(
-                    "database `{db}` holds server internals and is denied unless mcp.allowed_databases lists \
-                     it by name"
+                    "`{arg}`: database `{name}` is denied by mcp.denied_databases (matched in any case: MongoDB \
+                     cannot hold two databases whose names differ only in case)"
                 ),
             ));
         }
-        if !self.allowed_databases.is_empty() && !self.allowed_databases.iter().any(|p| glob(p, db))
+        if SYSTEM_DATABASES.iter().any(|s| same_database(s, name))
+            && !self.allowed_databases.iter().any(|p| p == name)
+        {
+            return Err(rejected(
+                "system databases",
+                format!(
+                    "`{arg}`: database `{name}` holds server internals and is denied unless \
+                     mcp.allowed_databases lists it by name"
+                ),
+            ));
+        }
+        if !self.allowed_databases.is_empty()
+            && !self
+                .allowed_databases
+                .iter()
+                .any(|p| glob(p, name, Case::Sensitive))
         {
             return Err(rejected(
                 "mcp.allowed_databases",
-                format!("database `{db}` is not in mcp.allowed_databases"),
+                format!(
+                    "`{arg}`: database `{name}` is not in mcp.allowed_databases (matched exactly, case included)"
+                ),
             ));
         }
         Ok(())
@@ -119,14 +144,14 @@ impl Guard {
     /// May this collection be used?
     ///
     /// # Errors
-    /// [`Rejected`] naming the rule.
-    pub fn collection(&self, db: &str, coll: &str) -> Result<(), Rejected> {
-        self.database(db)?;
-        if coll.is_empty() {
-            return Err(rejected("collection name", "the collection name is empty"));
-        }
-        let namespace = format!("{db}.{coll}");
-        let listed = |p: &String| glob(p, &namespace) || (!p.contains('.') && glob(p, coll));
+    /// [`Rejected`] naming the rule and the argument.
+    pub fn collection(&self, ns: &Namespace<'_>) -> Result<(), Rejected> {
+        self.database(ns.db())?;
+        let (arg, coll, namespace) = (ns.arg(), ns.coll(), ns.to_string());
+        let listed = |p: &String| {
+            glob(p, &namespace, Case::Sensitive)
+                || (!p.contains('.') && glob(p, coll, Case::Sensitive))
+        };
         if coll.starts_with("system.")
             && !self
                 .allowed_collections
@@ -136,14 +161,15 @@ impl Guard {
             return Err(rejected(
                 "system collections",
                 format!(
-                    "collection `{namespace}` is a system collection, denied unless mcp.allowed_collections lists it"
+                    "`{arg}`: collection `{namespace}` is a system collection, denied unless \
+                     mcp.allowed_collections lists it"
                 ),
             ));
         }
         if !self.allowed_collections.is_empty() && !self.allowed_collections.iter().any(listed) {
             return Err(rejected(
                 "mcp.allowed_collections",
-                format!("collection `{namespace}` is not in mcp.allowed_collections"),
+                format!("`{arg}`: collection `{namespace}` is not in mcp.allowed_collections"),
             ));
         }
         Ok(())
@@ -166,26 +192,36 @@ impl Guard {
         }
     }
 
-    /// Checks an aggregation pipeline: write stages, JavaScript operators, and the namespaces of every collection
-    /// it reads (`$lookup`, `$graphLookup`, `$unionWith`) or writes (`$out`, `$merge`), recursively.
+    /// Checks an aggregation pipeline given as the argument `arg` and run in `db`: write stages, JavaScript
+    /// operators, and the namespace of every collection it reads (`$lookup`, `$graphLookup`, `$unionWith`) or
+    /// writes (`$out`, `$merge`), recursively.
+    ///
+    /// A bare collection name inside a sub-pipeline that reads another database could resolve in either
+    /// database (MongoDB resolves it in the foreign one); it is checked in both, so neither can hide it.
     ///
     /// # Errors
-    /// [`Rejected`] naming the rule.
-    pub fn pipeline(&self, db: &str, stages: &[Document]) -> Result<(), Rejected> {
-        for stage in stages {
-            self.query("pipeline", stage)?;
-            self.stage(db, stage)?;
+    /// [`Rejected`] naming the rule and where in `arg` it applies (`pipeline[1].$lookup.from.db`).
+    pub fn pipeline(
+        &self,
+        arg: &str,
+        db: DatabaseName<'_>,
+        stages: &[Document],
+    ) -> Result<(), Rejected> {
+        for (i, stage) in stages.iter().enumerate() {
+            self.query(arg, stage)?;
+            self.stage(&format!("{arg}[{i}]"), &[db], stage)?;
         }
         Ok(())
     }
 
-    fn stage(&self, db: &str, stage: &Document) -> Result<(), Rejected> {
+    /// One stage at `at`; `dbs` are the databases a bare collection name may resolve in.
+    fn stage(&self, at: &str, dbs: &[DatabaseName<'_>], stage: &Document) -> Result<(), Rejected> {
         // MongoDB refuses other shapes too; refusing here means no key can hide behind the first one.
         if stage.len() != 1 {
             return Err(rejected(
                 "pipeline stage",
                 format!(
-                    "each pipeline stage must have exactly one field, got {}",
+                    "`{at}`: each pipeline stage must have exactly one field, got {}",
                     stage.len()
                 ),
             ));
@@ -193,6 +229,7 @@ impl Guard {
         let Some((name, spec)) = stage.iter().next() else {
             return Ok(());
         };
+        let at = format!("{at}.{name}");
         if WRITE_STAGES.contains(&name.as_str()) {
             if self.read_only {
                 return Err(rejected(
@@ -200,47 +237,39 @@ impl Guard {
                     format!("{name} writes to a collection; the server is read-only"),
                 ));
             }
-            let (target_db, target) = match spec {
-                Bson::String(coll) => (db.to_string(), coll.clone()),
-                Bson::Document(d) => {
-                    let into = d.get("into").unwrap_or(spec);
-                    match into {
-                        Bson::String(coll) => (db.to_string(), coll.clone()),
-                        Bson::Document(ns) => (
-                            ns.get_str("db").unwrap_or(db).to_string(),
-                            ns.get_str("coll").unwrap_or_default().to_string(),
-                        ),
-                        _ => (db.to_string(), String::new()),
-                    }
-                }
-                _ => (db.to_string(), String::new()),
+            let (paths, target) = match (name.as_str(), spec) {
+                ("$merge", Bson::Document(d)) => (Paths::new(format!("{at}.into")), d.get("into")),
+                _ => (Paths::new(at), Some(spec)),
             };
-            return self.collection(&target_db, &target);
+            let Some(target) = target else {
+                return Err(rejected(
+                    "pipeline stage",
+                    format!(
+                        "`{}` is missing: $merge needs the collection to write into",
+                        paths.at
+                    ),
+                ));
+            };
+            return self.target(&paths, dbs, target).map(drop);
         }
         match (name.as_str(), spec) {
             ("$lookup" | "$graphLookup", Bson::Document(d)) => {
-                match d.get("from") {
-                    Some(Bson::String(coll)) => self.collection(db, coll)?,
-                    Some(Bson::Document(ns)) => {
-                        self.collection(
-                            ns.get_str("db").unwrap_or(db),
-                            ns.get_str("coll").unwrap_or_default(),
-                        )?;
-                    }
-                    _ => {}
-                }
-                self.sub_pipeline(db, d.get("pipeline"))
+                let from = Paths::new(format!("{at}.from"));
+                let foreign = match d.get("from") {
+                    Some(spec) => self.target(&from, dbs, spec)?,
+                    None => None,
+                };
+                self.sub_pipeline(&format!("{at}.pipeline"), dbs, foreign, d.get("pipeline"))
             }
-            ("$unionWith", Bson::String(coll)) => self.collection(db, coll),
             ("$unionWith", Bson::Document(d)) => {
-                if let Ok(coll) = d.get_str("coll") {
-                    self.collection(db, coll)?;
-                }
-                self.sub_pipeline(db, d.get("pipeline"))
+                let paths = Paths::new(at.clone());
+                let foreign = self.db_coll(&paths, dbs, d, false)?;
+                self.sub_pipeline(&format!("{at}.pipeline"), dbs, foreign, d.get("pipeline"))
             }
+            ("$unionWith", spec) => self.target(&Paths::new(at), dbs, spec).map(drop),
             ("$facet", Bson::Document(facets)) => {
-                for (_, sub) in facets {
-                    self.sub_pipeline(db, Some(sub))?;
+                for (facet, sub) in facets {
+                    self.sub_pipeline(&format!("{at}.{facet}"), dbs, None, Some(sub))?;
                 }
                 Ok(())
             }
@@ -248,13 +277,101 @@ impl Guard {
         }
     }
 
-    fn sub_pipeline(&self, db: &str, pipeline: Option<&Bson>) -> Result<(), Rejected> {
+    /// A namespace a stage names: a bare collection name (checked in each of `dbs`) or `{db, coll}`. Returns
+    /// the database it names explicitly, if any.
+    fn target<'d>(
+        &self,
+        paths: &'d Paths,
+        dbs: &[DatabaseName<'d>],
+        spec: &'d Bson,
+    ) -> Result<Option<DatabaseName<'d>>, Rejected> {
+        match spec {
+            Bson::String(coll) => {
+                for db in dbs {
+                    self.collection(&Namespace::parse(*db, &paths.at, coll)?)?;
+                }
+                Ok(None)
+            }
+            Bson::Document(d) => self.db_coll(paths, dbs, d, true),
+            other => Err(rejected(
+                "collection name",
+                format!(
+                    "`{}` must be a collection name or {{\"db\": …, \"coll\": …}}, got {:?}",
+                    paths.at,
+                    other.element_type()
+                ),
+            )),
+        }
+    }
+
+    /// The `{db, coll}` fields of `d` (`db` defaults to each of `dbs`; `coll` may be absent unless required).
+    fn db_coll<'d>(
+        &self,
+        paths: &'d Paths,
+        dbs: &[DatabaseName<'d>],
+        d: &'d Document,
+        coll_required: bool,
+    ) -> Result<Option<DatabaseName<'d>>, Rejected> {
+        let foreign = match d.get("db") {
+            None => None,
+            Some(Bson::String(name)) => Some(DatabaseName::parse(&paths.db, name)?),
+            Some(other) => {
+                return Err(rejected(
+                    "database name",
+                    format!(
+                        "`{}` must be a database name (a string), got {:?}",
+                        paths.db,
+                        other.element_type()
+                    ),
+                ));
+            }
+        };
+        if let Some(db) = foreign {
+            self.database(db)?;
+        }
+        let in_dbs = foreign.map_or_else(|| dbs.to_vec(), |db| vec![db]);
+        match d.get("coll") {
+            Some(Bson::String(coll)) => {
+                for db in in_dbs {
+                    self.collection(&Namespace::parse(db, &paths.coll, coll)?)?;
+                }
+            }
+            None if !coll_required => {}
+            None => return Err(NameError::missing_collection(&paths.coll).into()),
+            Some(other) => {
+                return Err(rejected(
+                    "collection name",
+                    format!(
+                        "`{}` must be a collection name (a string), got {:?}",
+                        paths.coll,
+                        other.element_type()
+                    ),
+                ));
+            }
+        }
+        Ok(foreign)
+    }
+
+    /// A sub-pipeline at `at`; its bare names may resolve in `dbs` or in the `foreign` database of its stage.
+    fn sub_pipeline(
+        &self,
+        at: &str,
+        dbs: &[DatabaseName<'_>],
+        foreign: Option<DatabaseName<'_>>,
+        pipeline: Option<&Bson>,
+    ) -> Result<(), Rejected> {
         let Some(Bson::Array(stages)) = pipeline else {
             return Ok(());
         };
-        for stage in stages {
+        let mut scope = dbs.to_vec();
+        if let Some(db) = foreign
+            && !scope.iter().any(|d| d.as_str() == db.as_str())
+        {
+            scope.push(db);
+        }
+        for (i, stage) in stages.iter().enumerate() {
             if let Bson::Document(stage) = stage {
-                self.stage(db, stage)?;
+                self.stage(&format!("{at}[{i}]"), &scope, stage)?;
             }
         }
         Ok(())
@@ -299,28 +416,21 @@ fn find_key_in(value: &Bson, keys: &[&'static str]) -> Option<&'static str> {
     }
 }
 
-/// Glob match with `*` (any run) and `?` (one character).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+/// The argument paths of a namespace a stage names: `at` for a bare name, `at.db` / `at.coll` for its fields.
+struct Paths {
+    at: String,
+    db: String,
+    coll: String,
+}
+
+impl Paths {
+    fn new(at: String) -> Self {
+        Self {
+            db: format!("{at}.db"),
+            coll: format!("{at}.coll"),
+            at,
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 #[cfg(test)]
@@ -335,28 +445,34 @@ mod tests {
         Guard::new(&cfg)
     }
 
-    #[test]
-    fn globs() {
-        assert!(glob("shop*", "shop_eu"));
-        assert!(glob("*.orders", "shop.orders"));
-        assert!(glob("a?c", "abc"));
-        assert!(!glob("a?c", "ac"));
-        assert!(!glob("shop", "shop2"));
-        assert!(glob("*", ""));
+    fn db(name: &str) -> DatabaseName<'_> {
+        DatabaseName::parse("database", name).unwrap()
+    }
+
+    fn database(g: &Guard, name: &str) -> Result<(), Rejected> {
+        g.database(db(name))
+    }
+
+    fn collection(g: &Guard, d: &str, coll: &str) -> Result<(), Rejected> {
+        g.collection(&Namespace::parse(db(d), "collection", coll).unwrap())
+    }
+
+    fn pipeline(g: &Guard, d: &str, stages: &[Document]) -> Result<(), Rejected> {
+        g.pipeline("pipeline", db(d), stages)
     }
 
     #[test]
     fn system_databases_need_a_literal_allow() {
         let g = guard(|_| {});
-        assert_eq!(g.database("admin").unwrap_err().rule, "system databases");
-        assert!(g.database("shop").is_ok());
+        assert_eq!(database(&g, "admin").unwrap_err().rule, "system databases");
+        assert!(database(&g, "shop").is_ok());
         let g = guard(|c| c.allowed_databases = vec!["*".into()]);
         assert!(
-            g.database("local").is_err(),
+            database(&g, "local").is_err(),
             "a wildcard does not open system databases"
         );
         let g = guard(|c| c.allowed_databases = vec!["config".into()]);
-        assert!(g.database("config").is_ok());
+        assert!(database(&g, "config").is_ok());
     }
 
     #[test]
@@ -367,18 +483,21 @@ mod tests {
             c.allowed_collections = vec!["orders".into(), "shop_eu.customers".into()];
         });
         assert_eq!(
-            g.database("shop_secret").unwrap_err().rule,
+            database(&g, "shop_secret").unwrap_err().rule,
             "mcp.denied_databases"
         );
-        assert_eq!(g.database("hr").unwrap_err().rule, "mcp.allowed_databases");
-        assert!(g.collection("shop", "orders").is_ok());
-        assert!(g.collection("shop_eu", "customers").is_ok());
         assert_eq!(
-            g.collection("shop", "customers").unwrap_err().rule,
+            database(&g, "hr").unwrap_err().rule,
+            "mcp.allowed_databases"
+        );
+        assert!(collection(&g, "shop", "orders").is_ok());
+        assert!(collection(&g, "shop_eu", "customers").is_ok());
+        assert_eq!(
+            collection(&g, "shop", "customers").unwrap_err().rule,
             "mcp.allowed_collections"
         );
         assert_eq!(
-            g.collection("shop", "system.users").unwrap_err().rule,
+            collection(&g, "shop", "system.users").unwrap_err().rule,
             "system collections"
         );
     }
@@ -391,7 +510,7 @@ mod tests {
         assert_eq!(e.rule, "mcp.block_server_side_js");
         assert!(e.to_string().contains("$where in filter"), "{e}");
         let group = doc! { "$group": { "_id": null, "x": { "$accumulator": {} } } };
-        assert!(g.pipeline("shop", &[group]).is_err());
+        assert!(pipeline(&g, "shop", &[group]).is_err());
         let g = guard(|c| c.block_server_side_js = false);
         assert!(g.query("filter", &filter).is_ok());
     }
@@ -400,7 +519,7 @@ mod tests {
     fn pipelines_cannot_write_in_read_only_or_reach_denied_collections() {
         let g = guard(|c| c.allowed_collections = vec!["orders".into()]);
         assert_eq!(
-            g.pipeline("shop", &[doc! { "$out": "x" }])
+            pipeline(&g, "shop", &[doc! { "$out": "x" }])
                 .unwrap_err()
                 .rule,
             "mcp.read_only"
@@ -408,21 +527,173 @@ mod tests {
         let nested =
             doc! { "$facet": { "a": [ { "$lookup": { "from": "customers", "as": "c" } } ] } };
         assert_eq!(
-            g.pipeline("shop", &[nested]).unwrap_err().rule,
+            pipeline(&g, "shop", &[nested]).unwrap_err().rule,
             "mcp.allowed_collections"
         );
         let union = doc! { "$unionWith": { "coll": "orders", "pipeline": [ { "$merge": { "into": "y" } } ] } };
         assert_eq!(
-            g.pipeline("shop", &[union]).unwrap_err().rule,
+            pipeline(&g, "shop", &[union]).unwrap_err().rule,
             "mcp.read_only"
         );
         let rw = guard(|c| c.read_only = false);
         let merge = doc! { "$merge": { "into": { "db": "admin", "coll": "x" } } };
         assert_eq!(
-            rw.pipeline("shop", &[merge]).unwrap_err().rule,
+            pipeline(&rw, "shop", &[merge]).unwrap_err().rule,
             "system databases"
         );
-        assert!(rw.pipeline("shop", &[doc! { "$out": "report" }]).is_ok());
+        assert!(pipeline(&rw, "shop", &[doc! { "$out": "report" }]).is_ok());
+    }
+
+    #[test]
+    fn denials_ignore_case_and_allowances_do_not() {
+        let g = guard(|c| {
+            c.denied_databases = vec!["secret".into(), "hr_*".into()];
+            c.allowed_databases = vec![
+                "shop".into(),
+                "secret".into(),
+                "HR_*".into(),
+                "admin".into(),
+            ];
+        });
+        for name in ["secret", "Secret", "SECRET", "hr_eu", "HR_EU"] {
+            let e = database(&g, name).unwrap_err();
+            assert_eq!(e.rule, "mcp.denied_databases", "{name}");
+            assert!(e.message.starts_with("`database`: database `"), "{e}");
+        }
+        assert!(database(&g, "shop").is_ok());
+        assert_eq!(
+            database(&g, "Shop").unwrap_err().rule,
+            "mcp.allowed_databases"
+        );
+        assert!(database(&g, "admin").is_ok(), "listed by name");
+        for name in ["Admin", "ADMIN", "Local", "CONFIG"] {
+            let g = guard(|c| c.allowed_databases = vec!["admin".into(), "*".into()]);
+            assert_eq!(
+                database(&g, name).unwrap_err().rule,
+                "system databases",
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_namespace_a_pipeline_names_is_checked_and_named() {
+        let g = guard(|c| {
+            c.read_only = false;
+            c.denied_databases = vec!["secret".into()];
+        });
+        let cases = [
+            (
+                doc! { "$unionWith": { "db": "secret", "coll": "x" } },
+                "mcp.denied_databases",
+                "pipeline[0].$unionWith.db",
+            ),
+            (
+                doc! { "$unionWith": { "db": "SECRET", "pipeline": [] } },
+                "mcp.denied_databases",
+                "pipeline[0].$unionWith.db",
+            ),
+            (
+                doc! { "$lookup": { "from": { "db": "Secret", "coll": "x" }, "as": "s" } },
+                "mcp.denied_databases",
+                "pipeline[0].$lookup.from.db",
+            ),
+            (
+                doc! { "$graphLookup": { "from": { "db": "secret", "coll": "x" }, "as": "s" } },
+                "mcp.denied_databases",
+                "pipeline[0].$graphLookup.from.db",
+            ),
+            (
+                doc! { "$out": { "db": "sEcReT", "coll": "x" } },
+                "mcp.denied_databases",
+                "pipeline[0].$out.db",
+            ),
+            (
+                doc! { "$merge": { "into": { "db": "secret", "coll": "x" } } },
+                "mcp.denied_databases",
+                "pipeline[0].$merge.into.db",
+            ),
+            (
+                doc! { "$facet": { "f": [ { "$unionWith": { "db": "secret", "coll": "x" } } ] } },
+                "mcp.denied_databases",
+                "pipeline[0].$facet.f[0].$unionWith.db",
+            ),
+            (
+                doc! { "$lookup": { "from": { "db": "admin.keys", "coll": "x" }, "as": "s" } },
+                "database name",
+                "pipeline[0].$lookup.from.db",
+            ),
+            (
+                doc! { "$unionWith": { "db": 5, "coll": "x" } },
+                "database name",
+                "pipeline[0].$unionWith.db",
+            ),
+            (
+                doc! { "$unionWith": "a$b" },
+                "collection name",
+                "pipeline[0].$unionWith",
+            ),
+            (
+                doc! { "$unionWith": { "coll": 7 } },
+                "collection name",
+                "pipeline[0].$unionWith.coll",
+            ),
+            (
+                doc! { "$lookup": { "from": { "db": "shop" }, "as": "s" } },
+                "collection name",
+                "pipeline[0].$lookup.from.coll",
+            ),
+            (
+                doc! { "$lookup": { "from": null, "as": "s" } },
+                "collection name",
+                "pipeline[0].$lookup.from",
+            ),
+            (
+                doc! { "$merge": { "into": ".x" } },
+                "collection name",
+                "pipeline[0].$merge.into",
+            ),
+            (
+                doc! { "$merge": { "on": "_id" } },
+                "pipeline stage",
+                "pipeline[0].$merge.into",
+            ),
+            (
+                doc! { "$out": "system.js" },
+                "system collections",
+                "pipeline[0].$out",
+            ),
+        ];
+        for (stage, rule, arg) in cases {
+            let e = pipeline(&g, "shop", &[doc! { "$match": {} }, stage.clone()]).unwrap_err();
+            let arg = arg.replace("pipeline[0]", "pipeline[1]");
+            assert_eq!(e.rule, rule, "{stage}: {e}");
+            assert!(e.message.contains(&format!("`{arg}`")), "{stage}: {e}");
+        }
+        let fine = doc! { "$lookup": { "from": { "db": "shop", "coll": "customers" }, "as": "c" } };
+        assert!(pipeline(&g, "shop", &[fine]).is_ok());
+        let fine =
+            doc! { "$unionWith": { "db": "shop_eu", "pipeline": [ { "$documents": [ {} ] } ] } };
+        assert!(pipeline(&g, "shop", &[fine]).is_ok());
+    }
+
+    #[test]
+    fn a_bare_name_in_a_foreign_sub_pipeline_is_checked_in_both_databases() {
+        let g = guard(|c| c.allowed_collections = vec!["shop.orders".into(), "eu.orders".into()]);
+        let both = doc! { "$unionWith": { "db": "eu", "coll": "orders",
+        "pipeline": [ { "$lookup": { "from": "orders", "as": "o" } } ] } };
+        assert!(pipeline(&g, "shop", &[both]).is_ok());
+        let g = guard(|c| c.allowed_collections = vec!["shop.orders".into(), "eu.*".into()]);
+        let hidden = doc! { "$unionWith": { "db": "eu", "coll": "orders",
+        "pipeline": [ { "$lookup": { "from": "payroll", "as": "p" } } ] } };
+        let e = pipeline(&g, "shop", &[hidden]).unwrap_err();
+        assert_eq!(e.rule, "mcp.allowed_collections");
+        assert!(
+            e.message.contains(
+                "`pipeline[0].$unionWith.pipeline[0].$lookup.from`: collection `shop.payroll`"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -430,7 +701,7 @@ mod tests {
         let g = guard(|_| {});
         let sneaky = doc! { "$match": {}, "$out": "x" };
         assert_eq!(
-            g.pipeline("shop", &[sneaky]).unwrap_err().rule,
+            pipeline(&g, "shop", &[sneaky]).unwrap_err().rule,
             "pipeline stage"
         );
     }

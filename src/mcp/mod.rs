@@ -6,6 +6,7 @@
 pub mod args;
 pub mod ejson;
 pub mod guard;
+pub mod namespace;
 pub mod render;
 pub mod server;
 pub mod stdio;

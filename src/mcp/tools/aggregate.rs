@@ -43,7 +43,7 @@ pub struct AggregateOutput {
 pub async fn run(ctx: &ToolContext, a: AggregateArgs) -> Result<Output, ToolError> {
     let coll = ctx.collection(&a.database, &a.collection)?;
     let pipeline = ejson::to_documents("pipeline", &a.pipeline.0)?;
-    ctx.guard.pipeline(&a.database, &pipeline)?;
+    ctx.pipeline("pipeline", &a.database, &pipeline)?;
     let limits = ctx
         .guard
         .read_limits(Some(ctx.guard.max_documents() as i64))

@@ -129,7 +129,7 @@ pub async fn run(ctx: &ToolContext, a: ExplainArgs) -> Result<Output, ToolError>
         MethodName::Aggregate => {
             let pipeline =
                 ejson::to_documents("pipeline", args.get("pipeline").unwrap_or(&Value::Null))?;
-            ctx.guard.pipeline(&a.database, &pipeline)?;
+            ctx.pipeline("method.arguments.pipeline", &a.database, &pipeline)?;
             let stages: Vec<Bson> = pipeline.into_iter().map(Bson::Document).collect();
             doc! { "aggregate": &a.collection, "pipeline": stages, "cursor": {}, "maxTimeMS": max_time_ms }
         }

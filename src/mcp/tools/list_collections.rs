@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ToolContext, ToolError, plural};
+use crate::mcp::namespace::Namespace;
 use crate::mcp::render::Output;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -44,7 +45,10 @@ pub async fn run(ctx: &ToolContext, a: ListCollectionsArgs) -> Result<Output, To
             let kind = spec.get_str("type").unwrap_or("collection").to_string();
             Some(CollectionEntry { name, kind })
         })
-        .filter(|c| ctx.guard.collection(&a.database, &c.name).is_ok())
+        .filter(|c| {
+            Namespace::parse_both("database", &a.database, "name", &c.name)
+                .is_ok_and(|ns| ctx.guard.collection(&ns).is_ok())
+        })
         .collect();
     collections.sort_by(|x, y| x.name.cmp(&y.name));
     let summary = format!(

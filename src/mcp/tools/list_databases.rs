@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ToolContext, ToolError, plural};
+use crate::mcp::namespace::DatabaseName;
 use crate::mcp::render::Output;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -37,7 +38,9 @@ pub async fn run(ctx: &ToolContext, _a: ListDatabasesArgs) -> Result<Output, Too
     let total = all.len();
     let databases: Vec<DatabaseEntry> = all
         .into_iter()
-        .filter(|d| ctx.guard.database(&d.name).is_ok())
+        .filter(|d| {
+            DatabaseName::parse("name", &d.name).is_ok_and(|db| ctx.guard.database(db).is_ok())
+        })
         .map(|d| DatabaseEntry {
             name: d.name,
             size: d.size_on_disk,

@@ -33,6 +33,7 @@ use serde_json::Value;
 
 use super::ejson::{self, EjsonError};
 use super::guard::{Guard, ReadLimits, Rejected};
+use super::namespace::{DatabaseName, NameError, Namespace};
 use crate::error::ErrorClass;
 use crate::mongo::collect::{Collected, Cut};
 use crate::mongo::{Mongo, MongoError};
@@ -119,6 +120,12 @@ impl ToolError {
     }
 }
 
+impl From<NameError> for ToolError {
+    fn from(e: NameError) -> Self {
+        Self::Rejected(e.into())
+    }
+}
+
 impl From<EjsonError> for ToolError {
     fn from(e: EjsonError) -> Self {
         Self::BadArgument(e.to_string())
@@ -133,16 +140,34 @@ impl ToolContext {
         })
     }
 
-    /// A database, after the namespace guard.
+    /// The database of the `database` argument, after MongoDB's naming rules and the namespace guard.
     pub fn database(&self, db: &str) -> Result<Database, ToolError> {
-        self.guard.database(db)?;
+        self.guard.database(DatabaseName::parse("database", db)?)?;
         Ok(self.client()?.database(db))
     }
 
-    /// A collection, after the namespace guard.
+    /// The collection of the `database` and `collection` arguments, after MongoDB's naming rules and the
+    /// namespace guard.
     pub fn collection(&self, db: &str, coll: &str) -> Result<Collection<Document>, ToolError> {
-        self.guard.collection(db, coll)?;
+        self.collection_as(db, "collection", coll)
+    }
+
+    /// Like [`ToolContext::collection`] for a collection given by another argument (`newName`).
+    pub fn collection_as(
+        &self,
+        db: &str,
+        arg: &str,
+        coll: &str,
+    ) -> Result<Collection<Document>, ToolError> {
+        self.guard
+            .collection(&Namespace::parse_both("database", db, arg, coll)?)?;
         Ok(self.client()?.database(db).collection(coll))
+    }
+
+    /// Checks the pipeline given as the argument `arg`, run in the `database` argument's database.
+    pub fn pipeline(&self, arg: &str, db: &str, stages: &[Document]) -> Result<(), ToolError> {
+        let db = DatabaseName::parse("database", db)?;
+        Ok(self.guard.pipeline(arg, db, stages)?)
     }
 
     /// `listCollections` (names and types only) as plain documents, following the cursor. The driver's typed

@@ -43,7 +43,7 @@ pub async fn run(
     a: RenameCollectionArgs,
 ) -> Result<Output, ToolError> {
     ctx.collection(&a.database, &a.collection)?;
-    ctx.collection(&a.database, &a.new_name)?;
+    ctx.collection_as(&a.database, "newName", &a.new_name)?;
     let from = ns(&a.database, &a.collection);
     let to = ns(&a.database, &a.new_name);
     let drop_target = a.drop_target.is_some_and(|f| f.0);

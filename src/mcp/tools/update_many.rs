@@ -58,7 +58,7 @@ pub async fn run(
     let update = match &a.update.0 {
         Value::Array(_) => {
             let stages = ejson::to_documents("update", &a.update.0)?;
-            ctx.guard.pipeline(&a.database, &stages)?;
+            ctx.pipeline("update", &a.database, &stages)?;
             UpdateModifications::Pipeline(stages)
         }
         other => {
