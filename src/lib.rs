@@ -18,6 +18,7 @@
 //! - [`metrics`]: the registry and per-component metric families.
 //! - [`error`]: the error classes users see.
 //! - [`files`]: bounded reads of the files users point at.
+//! - [`jsonrpc`]: JSON-RPC error answers for what is not a JSON-RPC message.
 //! - [`deadline`]: a request deadline that pauses while a person answers.
 //! - [`backoff`]: validated exponential backoff with jitter.
 //! - [`probe`]: the `health` subcommand's tiny HTTP client.
@@ -33,6 +34,7 @@ pub mod error;
 pub mod files;
 pub mod health;
 pub mod http;
+pub mod jsonrpc;
 pub mod mcp;
 pub mod metrics;
 pub mod mongo;

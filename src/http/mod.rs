@@ -200,13 +200,87 @@ async fn mcp(State(s): State<HttpState>, request: Request) -> Response {
         ));
     };
     let _guard = s.in_flight.enter();
+    let (request, id) = match checked_json_rpc(request, s.edge.body_limit).await {
+        Ok(checked) => checked,
+        Err(answer) => return answer,
+    };
     let ends_session = request.method() == axum::http::Method::DELETE;
     let Ok(mut response) = router.clone().oneshot(request).await;
+    // A JSON-RPC message rmcp cannot read as an MCP message (e.g. params of the wrong shape): rmcp says 415, which
+    // blames the content type; it is an invalid request.
+    if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
+        && let Some(id) = id
+    {
+        let why = String::from_utf8_lossy(
+            &axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap_or_default(),
+        )
+        .into_owned();
+        return json_rpc_error(crate::jsonrpc::error_line(
+            id,
+            -32600,
+            &format!("invalid request: {why}"),
+        ));
+    }
     // rmcp answers a session's DELETE with 202 Accepted; clients expect 200 or 204 (the Python SDK logs
     // "Session termination failed: 202" otherwise). The session is gone by then: say so.
     if ends_session && response.status() == StatusCode::ACCEPTED {
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
+    response
+}
+
+/// A POSTed body that is not a JSON-RPC message gets 400 with the JSON-RPC error (rmcp answers 415, which reads as
+/// a wrong content type); anything else passes on unchanged.
+async fn checked_json_rpc(
+    request: Request,
+    limit: u64,
+) -> Result<(Request, Option<serde_json::Value>), Response> {
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+    if request.method() != axum::http::Method::POST || !json {
+        return Ok((request, None));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX)).await
+    {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let body = serde_json::json!({
+                "error": format!("request body larger than server.body_limit ({limit} bytes), or unreadable")
+            });
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response());
+        }
+    };
+    if let Err(answer) = crate::jsonrpc::check(&bytes) {
+        return Err(json_rpc_error(answer));
+    }
+    let id = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .unwrap_or(serde_json::Value::Null);
+    Ok((
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+        Some(id),
+    ))
+}
+
+fn json_rpc_error(answer: Vec<u8>) -> Response {
+    let mut response = (StatusCode::BAD_REQUEST, answer).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 

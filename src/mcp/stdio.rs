@@ -6,7 +6,9 @@
 //!
 //! Every task here ends when stdin closes or `shutdown` is cancelled.
 
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::jsonrpc::{check, error_line};
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream,
 };
@@ -174,86 +176,9 @@ async fn read_line<R: AsyncBufRead + Unpin>(input: &mut R, max: usize) -> Line {
     }
 }
 
-/// Whether a line is a JSON-RPC message rmcp can take; otherwise the error line to answer with.
-fn check(line: &[u8]) -> Result<(), Vec<u8>> {
-    let value: Value = serde_json::from_slice(line)
-        .map_err(|e| error_line(Value::Null, -32700, &format!("parse error: {e}")))?;
-    let id = value
-        .get("id")
-        .cloned()
-        .filter(|id| id.is_string() || id.is_number());
-    let invalid = |why: &str| error_line(id.clone().unwrap_or(Value::Null), -32600, why);
-    let Some(message) = value.as_object() else {
-        return Err(invalid("invalid request: expected a JSON-RPC 2.0 object"));
-    };
-    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(invalid("invalid request: \"jsonrpc\" must be \"2.0\""));
-    }
-    let is_request = message.get("method").is_some_and(Value::is_string);
-    let is_response = message.contains_key("result") || message.contains_key("error");
-    if !is_request && !is_response {
-        return Err(invalid(
-            "invalid request: no \"method\" (nor a result or error)",
-        ));
-    }
-    if message.contains_key("id") && id.is_none() {
-        return Err(invalid(
-            "invalid request: \"id\" must be a string or a number",
-        ));
-    }
-    Ok(())
-}
-
-fn error_line(id: Value, code: i64, message: &str) -> Vec<u8> {
-    let mut line = serde_json::to_vec(&json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": code, "message": message },
-    }))
-    .unwrap_or_default();
-    line.push(b'\n');
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn answer(line: &str) -> Option<Value> {
-        check(line.as_bytes())
-            .err()
-            .map(|l| serde_json::from_slice(&l).unwrap())
-    }
-
-    #[test]
-    fn good_messages_pass() {
-        assert!(answer(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).is_none());
-        assert!(answer(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_none());
-        assert!(answer(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).is_none());
-    }
-
-    #[test]
-    fn bad_lines_are_answered_with_their_id_when_known() {
-        let a = answer(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list""#).unwrap();
-        assert_eq!(
-            (a["id"].clone(), a["error"]["code"].clone()),
-            (Value::Null, json!(-32700))
-        );
-        let a = answer(r#"{"jsonrpc":"2.0","id":7}"#).unwrap();
-        assert_eq!(
-            (a["id"].clone(), a["error"]["code"].clone()),
-            (json!(7), json!(-32600))
-        );
-        let a = answer(r#"{"id":"x","method":"ping"}"#).unwrap();
-        assert_eq!(a["id"], json!("x"));
-        let a = answer(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).unwrap();
-        assert_eq!(a["error"]["code"], json!(-32600));
-        let a = answer(r#"{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}"#).unwrap();
-        assert_eq!(
-            (a["id"].clone(), a["error"]["code"].clone()),
-            (Value::Null, json!(-32600))
-        );
-    }
 
     #[tokio::test]
     async fn lines_are_bounded_and_skipped_whole() {
@@ -263,17 +188,5 @@ mod tests {
         assert!(matches!(read_line(&mut reader, 50).await, Line::Text(l) if l == b"{\"ok\":1}"));
         assert!(matches!(read_line(&mut reader, 50).await, Line::Text(l) if l == b"last"));
         assert!(matches!(read_line(&mut reader, 50).await, Line::End));
-    }
-
-    proptest::proptest! {
-        /// Any line: no panic, and an answer when it is not a JSON-RPC message.
-        #[test]
-        fn any_line_is_passed_or_answered(line in "[ -~]{0,80}") {
-            if let Err(answer) = check(line.as_bytes()) {
-                let v: Value = serde_json::from_slice(&answer).unwrap();
-                let codes = [json!(-32700), json!(-32600)];
-                proptest::prop_assert!(codes.contains(&v["error"]["code"]), "{v}");
-            }
-        }
     }
 }
