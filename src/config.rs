@@ -517,7 +517,7 @@ fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
     let merged = builder.build().map_err(from_config_error)?;
     serde_path_to_error::deserialize(merged).map_err(|e| {
         let key = e.path().to_string();
-        let reason = first_line(&from_config_error(e.into_inner()).to_string());
+        let reason = crate::error::first_line(&from_config_error(e.into_inner()).to_string());
         ConfigError::invalid(key, with_suggestion(&reason))
     })
 }
@@ -582,7 +582,7 @@ fn from_config_error(e: config::ConfigError) -> ConfigError {
     match e {
         config::ConfigError::FileParse { uri, cause } => ConfigError::File {
             path: uri.unwrap_or_default().into(),
-            reason: first_line(&cause.to_string()),
+            reason: crate::error::first_line(&cause.to_string()),
         },
         config::ConfigError::Type {
             key: Some(key),
@@ -597,14 +597,10 @@ fn from_config_error(e: config::ConfigError) -> ConfigError {
             key: Some(key),
             error,
             ..
-        } => ConfigError::invalid(key, first_line(&error.to_string())),
+        } => ConfigError::invalid(key, crate::error::first_line(&error.to_string())),
         config::ConfigError::NotFound(key) => ConfigError::invalid(key, "missing"),
-        other => ConfigError::invalid("config", first_line(&other.to_string())),
+        other => ConfigError::invalid("config", crate::error::first_line(&other.to_string())),
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().trim().to_string()
 }
 
 fn validate(raw: Raw, insecure_no_auth: bool) -> Result<Config, ConfigError> {

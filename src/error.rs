@@ -72,6 +72,11 @@ impl ErrorClass {
     }
 }
 
+/// The first line of a (dependency's) error message, trimmed: user-facing errors are one line.
+pub fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim().to_string()
+}
+
 impl fmt::Display for ErrorClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

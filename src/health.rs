@@ -497,7 +497,8 @@ impl Health {
     }
 }
 
-fn now_rfc3339() -> String {
+/// Now, as RFC 3339 (probe bodies, audit lines).
+pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

@@ -217,7 +217,6 @@ impl Supervisor<'_> {
         let health = self.health.clone();
         let mut state = tunnel.state();
         let stop = self.stop.clone();
-        let mongo_watched = self.config.tunnel.is_some();
         self.tasks.spawn(async move {
             loop {
                 tokio::select! {
@@ -225,9 +224,7 @@ impl Supervisor<'_> {
                     () = stop.cancelled() => return,
                 }
                 health.wake(health::SSH_TUNNEL);
-                if mongo_watched {
-                    health.wake(health::MONGODB);
-                }
+                health.wake(health::MONGODB);
             }
         });
     }

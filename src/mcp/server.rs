@@ -894,9 +894,7 @@ fn audit_record(
         _ => (0, 0),
     };
     AuditRecord {
-        timestamp: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        timestamp: crate::health::now_rfc3339(),
         request_id: meta.id,
         caller: meta.caller,
         tool,

@@ -47,7 +47,7 @@ impl MongoError {
 
 impl From<mongodb::error::Error> for MongoError {
     fn from(e: mongodb::error::Error) -> Self {
-        let message = first_line(&e.to_string());
+        let message = crate::error::first_line(&e.to_string());
         match *e.kind {
             ErrorKind::Authentication { .. } => Self::AuthFailed(message),
             ErrorKind::Command(ref c) if matches!(c.code, 13 | 18) => Self::AuthFailed(message),
@@ -61,10 +61,6 @@ impl From<mongodb::error::Error> for MongoError {
             _ => Self::Command(message),
         }
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }
 
 /// The driver client and what the checks need.
@@ -173,11 +169,6 @@ impl Mongo {
     /// The driver client, for query helpers.
     pub fn client(&self) -> &mongodb::Client {
         &self.client
-    }
-
-    /// `mongo.max_time`: sent as `maxTimeMS` with every operation.
-    pub fn max_time(&self) -> Duration {
-        self.config.max_time
     }
 
     /// Runs a driver future with a hard deadline a little above server selection, so a check never hangs.

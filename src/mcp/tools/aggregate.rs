@@ -50,7 +50,7 @@ pub async fn run(ctx: &ToolContext, a: AggregateArgs) -> Result<Output, ToolErro
         .map_err(ToolError::BadArgument)?;
     let max_bytes = response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
     let cursor = ctx
-        .bounded(coll.aggregate(pipeline).max_time(ctx.max_time()))
+        .bounded(coll.aggregate(pipeline).max_time(ctx.max_time))
         .await?;
     let collected = collect(cursor, limits.limit, max_bytes).await?;
     if collected.documents.is_empty() {

@@ -44,7 +44,7 @@ pub async fn run(ctx: &ToolContext, a: CollectionIndexesArgs) -> Result<Output, 
     let coll = ctx.collection(&a.database, &a.collection)?;
     ctx.require_collection(&a.database, &a.collection).await?;
     let cursor = ctx
-        .bounded(coll.list_indexes().max_time(ctx.max_time()))
+        .bounded(coll.list_indexes().max_time(ctx.max_time))
         .await?;
     let models: Vec<mongodb::IndexModel> = ctx.bounded(cursor.try_collect()).await?;
     let indexes: Vec<IndexEntry> = models

@@ -70,18 +70,14 @@ pub async fn run(ctx: &ToolContext, a: CollectionSchemaArgs) -> Result<Output, T
     let max_bytes = super::response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
     let sample = vec![doc! { "$sample": { "size": size as i64 } }];
     let cursor = match ctx
-        .bounded(coll.aggregate(sample).max_time(ctx.max_time()))
+        .bounded(coll.aggregate(sample).max_time(ctx.max_time))
         .await
     {
         Ok(cursor) => cursor,
         // Servers without $sample: the first documents in natural order.
         Err(_) => {
-            ctx.bounded(
-                coll.find(doc! {})
-                    .limit(size as i64)
-                    .max_time(ctx.max_time()),
-            )
-            .await?
+            ctx.bounded(coll.find(doc! {}).limit(size as i64).max_time(ctx.max_time))
+                .await?
         }
     };
     let docs = collect(cursor, size, max_bytes).await?.documents;

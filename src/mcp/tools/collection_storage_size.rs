@@ -40,7 +40,7 @@ pub async fn run(ctx: &ToolContext, a: CollectionStorageSizeArgs) -> Result<Outp
     ctx.collection(&a.database, &a.collection)?;
     ctx.require_collection(&a.database, &a.collection).await?;
     let db = ctx.database(&a.database)?;
-    let max_time_ms = ctx.max_time().as_millis() as i64;
+    let max_time_ms = ctx.max_time.as_millis() as i64;
     let stats =
         ctx.bounded(db.run_command(
             doc! { "collStats": &a.collection, "scale": 1, "maxTimeMS": max_time_ms },

@@ -37,7 +37,7 @@ pub async fn run(ctx: &ToolContext, a: CountArgs) -> Result<Output, ToolError> {
     let query = doc_arg(ctx, "query", opt(&a.query))?.unwrap_or_default();
     let what = if query.is_empty() { "" } else { "matching " };
     let count = ctx
-        .bounded(coll.count_documents(query).max_time(ctx.max_time()))
+        .bounded(coll.count_documents(query).max_time(ctx.max_time))
         .await?;
     if count == 0 {
         ctx.require_collection(&a.database, &a.collection).await?;

@@ -29,7 +29,7 @@ pub struct DbStatsOutput {
 
 pub async fn run(ctx: &ToolContext, a: DbStatsArgs) -> Result<Output, ToolError> {
     let db = ctx.database(&a.database)?;
-    let max_time_ms = ctx.max_time().as_millis() as i64;
+    let max_time_ms = ctx.max_time.as_millis() as i64;
     let mut stats = ctx
         .bounded(db.run_command(doc! { "dbStats": 1, "scale": 1, "maxTimeMS": max_time_ms }))
         .await?;

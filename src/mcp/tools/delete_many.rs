@@ -48,10 +48,7 @@ pub async fn run(
             format!("Delete EVERY document in {namespace}?")
         } else {
             let matching = ctx
-                .bounded(
-                    coll.count_documents(filter.clone())
-                        .max_time(ctx.max_time()),
-                )
+                .bounded(coll.count_documents(filter.clone()).max_time(ctx.max_time))
                 .await?;
             format!(
                 "Delete {} matching {} in {namespace}?",

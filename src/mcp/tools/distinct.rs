@@ -51,7 +51,7 @@ pub async fn run(ctx: &ToolContext, a: DistinctArgs) -> Result<Output, ToolError
     }
     let query = doc_arg(ctx, "query", opt(&a.query))?.unwrap_or_default();
     let values = ctx
-        .bounded(coll.distinct(&a.field, query).max_time(ctx.max_time()))
+        .bounded(coll.distinct(&a.field, query).max_time(ctx.max_time))
         .await?;
     if values.is_empty() {
         ctx.require_collection(&a.database, &a.collection).await?;

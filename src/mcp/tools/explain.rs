@@ -105,7 +105,7 @@ pub async fn run(ctx: &ToolContext, a: ExplainArgs) -> Result<Output, ToolError>
         }
     };
     let args = Value::Object(method.arguments);
-    let max_time_ms = ctx.max_time().as_millis() as i64;
+    let max_time_ms = ctx.max_time.as_millis() as i64;
     let command = match method.name {
         MethodName::Find => {
             let mut cmd = doc! { "find": &a.collection, "maxTimeMS": max_time_ms };

@@ -69,7 +69,7 @@ pub async fn run(ctx: &ToolContext, a: FindArgs) -> Result<Output, ToolError> {
     let mut find = coll
         .find(filter)
         .limit(limits.limit as i64)
-        .max_time(ctx.max_time());
+        .max_time(ctx.max_time);
     if let Some(p) = projection {
         find = find.projection(p);
     }

@@ -215,17 +215,12 @@ impl ToolContext {
         }
     }
 
-    /// `mongo.max_time`, sent as `maxTimeMS`.
-    pub fn max_time(&self) -> Duration {
-        self.max_time
-    }
-
     /// Runs a driver operation with a hard deadline a little above `maxTimeMS`, so no call can hang.
     pub async fn bounded<T>(
         &self,
         fut: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<T, ToolError> {
-        let limit = self.max_time() + Duration::from_secs(2);
+        let limit = self.max_time + Duration::from_secs(2);
         match tokio::time::timeout(limit, fut.into_future()).await {
             Ok(result) => result.map_err(|e| ToolError::Mongo(e.into())),
             Err(_) => Err(ToolError::Mongo(MongoError::Timeout(format!(
@@ -240,7 +235,7 @@ impl ToolContext {
         &self,
         fut: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<T, ToolError> {
-        let limit = self.max_time() + Duration::from_secs(2);
+        let limit = self.max_time + Duration::from_secs(2);
         match tokio::time::timeout(limit, fut.into_future()).await {
             Ok(result) => result.map_err(ToolError::from_write),
             Err(_) => Err(ToolError::AmbiguousWrite(format!(

@@ -78,10 +78,7 @@ pub async fn run(
     // Count first: a filter that matches many documents is as broad as no filter (`{"_id": {"$exists": true}}`).
     if ctx.confirm_destructive {
         let matching = ctx
-            .bounded(
-                coll.count_documents(filter.clone())
-                    .max_time(ctx.max_time()),
-            )
+            .bounded(coll.count_documents(filter.clone()).max_time(ctx.max_time))
             .await?;
         let question = if filter.is_empty() {
             Some(format!(
