@@ -126,9 +126,23 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 in_flight: in_flight.clone(),
                 edge: edge.clone(),
             });
-            Some(tokio::spawn(http::serve(
+            if let Some(warning) = http::conn::fd_budget_warning(
+                config.server.max_connections,
+                config.tunnel.as_ref().map_or(0, |t| t.max_connections),
+            ) {
+                tracing::warn!("{warning}");
+            }
+            Some(tokio::spawn(http::conn::serve(
                 listener,
                 router,
+                http::conn::Limits {
+                    max_connections: config.server.max_connections,
+                    header_read_timeout: config.server.header_read_timeout,
+                },
+                http::conn::ConnMetrics {
+                    open: metrics.http.connections.clone(),
+                    refused: metrics.http.rejected.with_label_values(&["connections"]),
+                },
                 http_stop.clone(),
             )))
         }

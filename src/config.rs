@@ -164,6 +164,9 @@ struct RawServer {
     metrics_require_auth: bool,
     body_limit: ByteSize,
     max_in_flight: usize,
+    max_connections: usize,
+    #[serde(with = "humantime_serde")]
+    header_read_timeout: Duration,
     rate_limit: f64,
     rate_burst: u32,
     #[serde(with = "humantime_serde")]
@@ -283,6 +286,11 @@ pub struct ServerConfig {
     pub metrics_require_auth: bool,
     pub body_limit: ByteSize,
     pub max_in_flight: usize,
+    /// Open HTTP connections (a few more are accepted for the probes only).
+    pub max_connections: usize,
+    /// Time for a request head to arrive (for a new connection, counted from the accept).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
     /// Requests per second per caller; 0 disables rate limiting.
     pub rate_limit: f64,
     pub rate_burst: u32,
@@ -619,7 +627,9 @@ fn validate(raw: Raw, insecure_no_auth: bool) -> Result<Config, ConfigError> {
 fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfig, ConfigError> {
     let listen = parse_socket_addr("server.listen", &raw.listen)?;
     positive("server.max_in_flight", raw.max_in_flight)?;
+    positive("server.max_connections", raw.max_connections)?;
     nonzero_duration("server.request_timeout", raw.request_timeout)?;
+    nonzero_duration("server.header_read_timeout", raw.header_read_timeout)?;
     bounded_duration("server.shutdown_grace", raw.shutdown_grace)?;
     if raw.body_limit.as_u64() == 0 {
         return Err(ConfigError::invalid(
@@ -673,6 +683,8 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         metrics_require_auth: raw.metrics_require_auth,
         body_limit: raw.body_limit,
         max_in_flight: raw.max_in_flight,
+        max_connections: raw.max_connections,
+        header_read_timeout: raw.header_read_timeout,
         rate_limit: raw.rate_limit,
         rate_burst: raw.rate_burst,
         request_timeout: raw.request_timeout,
@@ -1140,6 +1152,14 @@ mod tests {
                 "server.shutdown_grace",
             ),
             (("NEXUS_MONGO__MAX_TIME", "1000000h"), "mongo.max_time"),
+            (
+                ("NEXUS_SERVER__MAX_CONNECTIONS", "0"),
+                "server.max_connections",
+            ),
+            (
+                ("NEXUS_SERVER__HEADER_READ_TIMEOUT", "0s"),
+                "server.header_read_timeout",
+            ),
         ] {
             let e = err(MINIMAL, &[env]);
             assert!(e.starts_with(key), "{env:?}: `{e}` should start with {key}");

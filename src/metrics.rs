@@ -345,13 +345,23 @@ impl McpMetrics {
 /// The HTTP edge.
 #[derive(Clone)]
 pub struct HttpMetrics {
-    /// `nexus_http_rejected_total{reason}`: requests refused before reaching the MCP server.
+    /// `nexus_http_rejected_total{reason}`: requests (and connections) refused before reaching the MCP server.
     pub rejected: IntCounterVec,
+    /// `nexus_http_connections`: open HTTP connections, the probes' reserve included.
+    pub connections: IntGauge,
 }
 
-/// Why the edge refuses a request.
-pub const REJECT_REASONS: [&str; 7] =
-    ["auth", "host", "origin", "limit", "rate", "body", "timeout"];
+/// Why the edge refuses a request (or a connection).
+pub const REJECT_REASONS: [&str; 8] = [
+    "auth",
+    "host",
+    "origin",
+    "limit",
+    "rate",
+    "body",
+    "timeout",
+    "connections",
+];
 
 impl HttpMetrics {
     fn register(r: &Registry) -> Self {
@@ -359,13 +369,21 @@ impl HttpMetrics {
             r,
             "http_rejected_total",
             "HTTP requests refused at the edge: reason=auth (401), host or origin (403), limit (503, max_in_flight), \
-             rate (429), body (413), timeout (504).",
+             rate (429), body (413), timeout (504), connections (max_connections: closed at once, or 503 on a \
+             connection of the probes' reserve).",
             &["reason"],
         );
         for reason in REJECT_REASONS {
             rejected.with_label_values(&[reason]);
         }
-        Self { rejected }
+        Self {
+            rejected,
+            connections: gauge(
+                r,
+                "http_connections",
+                "Open HTTP connections, including those of the probes' reserve.",
+            ),
+        }
     }
 }
 
@@ -395,6 +413,7 @@ mod tests {
             "nexus_mcp_request_duration_seconds",
             "nexus_mcp_in_flight",
             "nexus_http_rejected_total",
+            "nexus_http_connections",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

@@ -7,13 +7,14 @@
 //! - `/mcp` — MCP Streamable HTTP, mounted when the mcp stage completes; 503 with `Retry-After` before that and
 //!   while draining. In-flight `/mcp` requests are counted so shutdown can drain them.
 //!
-//! Probe bodies are JSON (see `health`); they never carry secrets. `edge` guards `/mcp` and `/metrics`.
+//! Probe bodies are JSON (see `health`); they never carry secrets. `edge` guards `/mcp` and `/metrics`; `conn`
+//! accepts the connections (the cap, its probes' reserve, the request-head deadline).
 
+pub mod conn;
 pub mod edge;
 pub mod rate;
 pub mod tokens;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -24,9 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::health::{Health, Probe};
@@ -108,31 +107,6 @@ pub fn router(state: HttpState) -> Router {
         .route("/mcp/{*rest}", any(mcp).layer(guard_mcp))
         .layer(from_fn(edge::stamp))
         .with_state(state)
-}
-
-/// Serves until `shutdown` is cancelled, then finishes the requests in progress.
-///
-/// # Errors
-/// An I/O error of the listener.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    // Nagle off: hyper writes a response's head and body (and each SSE event) as separate segments; with Nagle on,
-    // the second waits for the ACK of the first, which a keep-alive client delays by ~40 ms.
-    let listener = listener.tap_io(|socket| {
-        if let Err(e) = socket.set_nodelay(true) {
-            tracing::debug!(cause = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
 }
 
 async fn liveness(State(s): State<HttpState>) -> Response {

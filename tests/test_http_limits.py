@@ -1,0 +1,104 @@
+"""What a hostile or unlucky client can still do to the HTTP edge (issue 12): open legacy sessions without end,
+hold connections with half-written requests, run more legacy calls than `max_in_flight`, or send bodies slowly.
+Each limit answers with a clear error, is counted, and leaves the probes answering."""
+
+import concurrent.futures
+import json
+import select
+import signal
+import time
+
+import pytest
+
+from support import wait_until
+from support.rawhttp import INIT, connect, header, open_legacy_session, post, sse_messages, stateless_call
+
+ALICE, BOB = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
+COUNT = {"database": "shop", "collection": "orders"}
+HALF_REQUEST = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty"
+#: Connections accepted beyond server.max_connections that serve only the probes (src/http/conn.rs).
+PROBE_RESERVE = 8
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def error_of(body: str) -> dict:
+    return json.loads(body)
+
+
+def closed_by_server(sock, wait: float = 0.0) -> bool:
+    """Whether the server closed `sock` (EOF or reset), waiting up to `wait` seconds for it."""
+    readable, _, _ = select.select([sock], [], [], wait)
+    if not readable:
+        return False
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+
+
+def call_body(id: int, tool: str, arguments: dict) -> dict:
+    return {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+
+
+# --- connections ----------------------------------------------------------------------------------------------
+
+
+def test_half_written_requests_are_closed_and_probes_keep_answering(stack):
+    nexus = stack.nexus(server={"max_connections": 16, "header_read_timeout": "2s"})
+    nexus.wait_ready()
+    opened = time.monotonic()
+    socks = [connect(nexus) for _ in range(16)]
+    try:
+        for s in socks:
+            s.sendall(HALF_REQUEST)
+        nexus.wait_until(lambda: nexus.metric("nexus_http_connections") >= 17, 10,
+                         "the 16 connections (and this scrape's) to be counted")
+
+        status, _, body = post(nexus, INIT)
+        assert status == 503, body
+        assert error_of(body)["reason"] == "connections" and "server.max_connections" in error_of(body)["error"]
+
+        ready, open_socks, closed_at = [], list(socks), []
+        deadline = opened + 20
+        while open_socks and time.monotonic() < deadline:
+            ready.append(nexus.status("/ready"))
+            for s in [s for s in open_socks if closed_by_server(s)]:
+                open_socks.remove(s)
+                closed_at.append(time.monotonic() - opened)
+        assert not open_socks, f"{len(open_socks)} half-written requests still open after 20 s"
+        assert len(ready) >= 5 and set(ready) == {200}, ready
+        assert min(closed_at) > 1.5, f"closed before server.header_read_timeout: {closed_at}"
+    finally:
+        for s in socks:
+            s.close()
+    assert post(nexus, INIT)[0] == 200
+    assert nexus.metric('nexus_http_rejected_total{reason="connections"}') >= 1
+
+
+def test_connections_beyond_the_cap_and_the_probe_reserve_are_closed_at_once(stack):
+    nexus = stack.nexus(server={"max_connections": 4, "header_read_timeout": "20s"})
+    nexus.wait_ready()
+    socks = [connect(nexus) for _ in range(4 + PROBE_RESERVE + 3)]
+    try:
+        for s in socks:
+            s.sendall(HALF_REQUEST)
+        wait_until(lambda: all(closed_by_server(s, 0.01) for s in socks[-3:]), 2, "the excess to be closed")
+        assert not any(closed_by_server(s) for s in socks[:4]), "connections within the cap stay open"
+    finally:
+        for s in socks:
+            s.close()
+    nexus.wait_until(lambda: nexus.metric('nexus_http_rejected_total{reason="connections"}') == 3, 10,
+                     "the 3 excess connections to be counted")
+
+
+
+def test_limits_are_validated_with_the_key_named(stack, tmp_path):
+    from support import Nexus
+    for server, key in [({"max_connections": 0}, "server.max_connections"),
+                        ({"header_read_timeout": "0s"}, "server.header_read_timeout")]:
+        refused = Nexus(tmp_path / key, stack.config(server=server), start=False).run("check")
+        assert refused.returncode == 64, (server, refused.stderr)
+        assert key in refused.stderr, (server, refused.stderr)
