@@ -104,6 +104,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         rate: RateLimiter::new(config.server.rate_limit, config.server.rate_burst),
         slots: Arc::new(Semaphore::new(config.server.max_in_flight)),
         body_limit: config.server.body_limit.as_u64(),
+        body_timeout: config.server.body_read_timeout,
         timeout: config.server.request_timeout,
         metrics_require_auth: config.server.metrics_require_auth,
         rejected: metrics.http.rejected.clone(),

@@ -167,6 +167,8 @@ struct RawServer {
     max_connections: usize,
     #[serde(with = "humantime_serde")]
     header_read_timeout: Duration,
+    #[serde(default, with = "humantime_serde")]
+    body_read_timeout: Option<Duration>,
     rate_limit: f64,
     rate_burst: u32,
     #[serde(with = "humantime_serde")]
@@ -291,6 +293,9 @@ pub struct ServerConfig {
     /// Time for a request head to arrive (for a new connection, counted from the accept).
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// Time for a `/mcp` request body to arrive; less than `request_timeout` (default: 10 s, or half of it).
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
     /// Requests per second per caller; 0 disables rate limiting.
     pub rate_limit: f64,
     pub rate_burst: u32,
@@ -630,6 +635,20 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
     positive("server.max_connections", raw.max_connections)?;
     nonzero_duration("server.request_timeout", raw.request_timeout)?;
     nonzero_duration("server.header_read_timeout", raw.header_read_timeout)?;
+    let body_read_timeout = match raw.body_read_timeout {
+        None => DEFAULT_BODY_READ_TIMEOUT.min(raw.request_timeout / 2),
+        Some(t) if t.is_zero() || t >= raw.request_timeout => {
+            return Err(ConfigError::invalid(
+                "server.body_read_timeout",
+                format!(
+                    "must be greater than 0 and less than server.request_timeout ({}), so a slow body gets its 408 \
+                     first",
+                    humantime::format_duration(raw.request_timeout)
+                ),
+            ));
+        }
+        Some(t) => t,
+    };
     bounded_duration("server.shutdown_grace", raw.shutdown_grace)?;
     if raw.body_limit.as_u64() == 0 {
         return Err(ConfigError::invalid(
@@ -685,6 +704,7 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         max_in_flight: raw.max_in_flight,
         max_connections: raw.max_connections,
         header_read_timeout: raw.header_read_timeout,
+        body_read_timeout,
         rate_limit: raw.rate_limit,
         rate_burst: raw.rate_burst,
         request_timeout: raw.request_timeout,
@@ -920,6 +940,9 @@ fn positive(key: &str, value: usize) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `server.body_read_timeout` when not set, unless half of `server.request_timeout` is less.
+const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The longest duration any setting accepts: larger values are typos (and would overflow deadlines).
 const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -1104,6 +1127,16 @@ mod tests {
     }
 
     #[test]
+    fn the_body_read_timeout_defaults_below_the_request_timeout() {
+        let (_d, s) = sources(MINIMAL, &[]);
+        let c = load(&s).unwrap();
+        assert_eq!(c.server.body_read_timeout, Duration::from_secs(10));
+        let (_d, s) = sources(MINIMAL, &[("NEXUS_SERVER__REQUEST_TIMEOUT", "4s")]);
+        let c = load(&s).unwrap();
+        assert_eq!(c.server.body_read_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
     fn unknown_keys_are_errors_that_name_the_key() {
         let e = err(&format!("{MINIMAL}\n[server]\nlisten_addr = \"x\""), &[]);
         assert!(e.contains("listen_addr"), "{e}");
@@ -1159,6 +1192,10 @@ mod tests {
             (
                 ("NEXUS_SERVER__HEADER_READ_TIMEOUT", "0s"),
                 "server.header_read_timeout",
+            ),
+            (
+                ("NEXUS_SERVER__BODY_READ_TIMEOUT", "30s"),
+                "server.body_read_timeout",
             ),
         ] {
             let e = err(MINIMAL, &[env]);

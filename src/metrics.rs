@@ -352,13 +352,14 @@ pub struct HttpMetrics {
 }
 
 /// Why the edge refuses a request (or a connection).
-pub const REJECT_REASONS: [&str; 8] = [
+pub const REJECT_REASONS: [&str; 9] = [
     "auth",
     "host",
     "origin",
     "limit",
     "rate",
     "body",
+    "body_timeout",
     "timeout",
     "connections",
 ];
@@ -369,8 +370,8 @@ impl HttpMetrics {
             r,
             "http_rejected_total",
             "HTTP requests refused at the edge: reason=auth (401), host or origin (403), limit (503, max_in_flight), \
-             rate (429), body (413), timeout (504), connections (max_connections: closed at once, or 503 on a \
-             connection of the probes' reserve).",
+             rate (429), body (413 or 400), body_timeout (408, body_read_timeout), timeout (504), connections \
+             (max_connections: closed at once, or 503 on a connection of the probes' reserve).",
             &["reason"],
         );
         for reason in REJECT_REASONS {

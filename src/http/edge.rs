@@ -1,7 +1,7 @@
 //! The edge in front of `/mcp` (and `/metrics`): request ids, security headers, Host and Origin checks (DNS
-//! rebinding), bearer-token authentication, per-caller rate limiting, a global in-flight cap, the body limit and
-//! the request timeout. Every refusal is counted in `nexus_http_rejected_total{reason}` and answered with a JSON
-//! body that says why.
+//! rebinding), bearer-token authentication, per-caller rate limiting, the body limit and the body-read deadline, a
+//! global in-flight cap and the request timeout. Every refusal is counted in `nexus_http_rejected_total{reason}`
+//! and answered with a JSON body that says why.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus::IntCounterVec;
 use tokio::sync::Semaphore;
 
+use super::body;
 use super::rate::RateLimiter;
 use super::tokens::Tokens;
 use crate::audit::RequestMeta;
@@ -39,6 +40,8 @@ pub struct Edge {
     /// Permits for concurrent `/mcp` requests (`server.max_in_flight`).
     pub slots: Arc<Semaphore>,
     pub body_limit: u64,
+    /// `server.body_read_timeout`: time for a request body to arrive, before an in-flight slot is taken.
+    pub body_timeout: Duration,
     pub timeout: Duration,
     pub metrics_require_auth: bool,
     /// `nexus_http_rejected_total{reason}`.
@@ -83,7 +86,7 @@ fn valid_request_id(id: &str) -> bool {
 pub async fn guard_mcp(
     State(edge): State<Arc<Edge>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
     if request.headers().get_all(header::HOST).iter().count() > 1 {
@@ -130,6 +133,14 @@ pub async fn guard_mcp(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return r;
     }
+    // The body is read before an in-flight slot is taken: a slow client holds only its connection, and gets its
+    // 408 before server.request_timeout.
+    let (parts, body) = request.into_parts();
+    let bytes = match body::read(body, edge.body_limit, edge.body_timeout).await {
+        Ok(bytes) => bytes,
+        Err(e) => return edge.refuse_body(&e),
+    };
+    let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
     let Ok(_permit) = edge.slots.clone().try_acquire_owned() else {
         let mut r = edge.reject(
             "limit",
@@ -151,12 +162,7 @@ pub async fn guard_mcp(
         () = deadline.expired() => None,
     };
     match answered {
-        Some(response) => {
-            if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                edge.rejected.with_label_values(&["body"]).inc();
-            }
-            response
-        }
+        Some(response) => response,
         None => {
             let why = format!(
                 "no answer within server.request_timeout ({} ms); a write may or may not have been applied",
@@ -200,6 +206,34 @@ pub async fn guard_metrics(
 }
 
 impl Edge {
+    /// A request body that could not be read; the connection is closed (the rest of the body is not awaited).
+    fn refuse_body(&self, e: &body::ReadError) -> Response {
+        let (reason, status, why) = match e {
+            body::ReadError::TooLarge(limit) => (
+                "body",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than server.body_limit ({limit} bytes)"),
+            ),
+            body::ReadError::TooSlow(limit) => (
+                "body_timeout",
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "request body not received within server.body_read_timeout ({} ms): send the body at once",
+                    limit.as_millis()
+                ),
+            ),
+            body::ReadError::Failed(cause) => (
+                "body",
+                StatusCode::BAD_REQUEST,
+                format!("request body could not be read: {cause}"),
+            ),
+        };
+        let mut r = self.reject(reason, status, &why);
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    }
+
     fn reject(&self, reason: &str, status: StatusCode, why: &str) -> Response {
         self.rejected.with_label_values(&[reason]).inc();
         tracing::debug!(

@@ -10,6 +10,7 @@
 //! Probe bodies are JSON (see `health`); they never carry secrets. `edge` guards `/mcp` and `/metrics`; `conn`
 //! accepts the connections (the cap, its probes' reserve, the request-head deadline).
 
+pub mod body;
 pub mod conn;
 pub mod edge;
 pub mod rate;
