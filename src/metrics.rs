@@ -370,7 +370,7 @@ impl HttpMetrics {
             r,
             "http_rejected_total",
             "HTTP requests refused at the edge: reason=auth (401), host or origin (403), limit (503, max_in_flight), \
-             rate (429), body (413 or 400), body_timeout (408, body_read_timeout), timeout (504), connections \
+             rate (429), body (413 or 400), body_timeout (408, body_read_timeout), timeout (504, or an error event ending an SSE stream), connections \
              (max_connections: closed at once, or 503 on a connection of the probes' reserve).",
             &["reason"],
         );

@@ -1,5 +1,5 @@
 //! Property-based fuzzing of everything that parses input from the network: tool arguments, Extended JSON, the
-//! guards, the audit shape and the MongoDB URI parser. Properties: no panic, and the security-relevant invariant
+//! guards, the audit shape, the edge's JSON-RPC envelope and the MongoDB URI parser. Properties: no panic, and the security-relevant invariant
 //! of each (JavaScript operators are always refused, values never reach the audit log, passwords never appear in
 //! errors).
 //!
@@ -8,6 +8,7 @@
 
 use nexus_mcp::audit::shape;
 use nexus_mcp::config::McpConfig;
+use nexus_mcp::http::envelope::Envelope;
 use nexus_mcp::mcp::ejson;
 use nexus_mcp::mcp::guard::Guard;
 use nexus_mcp::mcp::tools::{aggregate::AggregateArgs, explain::ExplainArgs, find::FindArgs};
@@ -120,6 +121,19 @@ proptest! {
         let _ = serde_json::from_value::<FindArgs>(v.clone());
         let _ = serde_json::from_value::<AggregateArgs>(v.clone());
         let _ = serde_json::from_value::<ExplainArgs>(v);
+    }
+
+    /// Whatever the body, the edge never lets a message carrying a method and an id pass as a non-call (which
+    /// would skip the in-flight cap).
+    #[test]
+    fn a_request_is_never_taken_for_a_notification(v in json_value(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let request = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": v.clone() });
+        prop_assert!(Envelope::peek(request.to_string().as_bytes()).is_call());
+        let e = Envelope::peek(v.to_string().as_bytes());
+        if v.get("method").is_some_and(Value::is_string) && v.get("id").is_some_and(|id| !id.is_null()) {
+            prop_assert!(e.is_call());
+        }
+        let _ = Envelope::peek(&bytes);
     }
 
     #[test]

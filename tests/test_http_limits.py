@@ -96,6 +96,48 @@ def test_connections_beyond_the_cap_and_the_probe_reserve_are_closed_at_once(sta
 
 
 
+# --- in-flight slots and deadlines over the life of a response ------------------------------------------------
+
+
+def test_legacy_calls_hold_their_in_flight_slot_until_the_answer_is_sent(stack):
+    nexus = stack.nexus(server={"max_in_flight": 2})
+    nexus.wait_ready()
+    session = open_legacy_session(nexus)
+    stack.mongo.proc.signal(signal.SIGSTOP)  # calls now hang in the driver: slow calls on demand
+    try:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            futures = [pool.submit(post, nexus, call_body(10 + i, "count", COUNT), session) for i in range(6)]
+            nexus.wait_until(lambda: nexus.metric('nexus_http_rejected_total{reason="limit"}') >= 4, 10,
+                             "4 of 6 concurrent legacy calls to be refused with max_in_flight = 2")
+            stack.mongo.proc.signal(signal.SIGCONT)
+            results = [f.result() for f in futures]
+    finally:
+        stack.mongo.proc.signal(signal.SIGCONT)
+    assert sorted(r[0] for r in results) == [200, 200, 503, 503, 503, 503]
+    answered = [sse_messages(r[2])[-1] for r in results if r[0] == 200]
+    assert all("result" in m for m in answered), answered
+    assert nexus.metric('nexus_http_rejected_total{reason="limit"}') == 4
+
+
+def test_a_legacy_call_past_request_timeout_ends_its_stream_with_an_error(stack):
+    nexus = stack.nexus(server={"request_timeout": "2s"})
+    nexus.wait_ready()
+    session = open_legacy_session(nexus)
+    stack.mongo.proc.signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        status, _, body = post(nexus, call_body(7, "count", COUNT), session, timeout=20)
+        took = time.monotonic() - started
+    finally:
+        stack.mongo.proc.signal(signal.SIGCONT)
+    assert status == 200, body
+    last = sse_messages(body)[-1]
+    assert last["id"] == 7 and "server.request_timeout" in last["error"]["message"], last
+    assert took < 10, f"the stream ended after {took:.1f} s"
+    assert nexus.metric('nexus_http_rejected_total{reason="timeout"}') == 1
+    nexus.wait_until(lambda: nexus.metric("nexus_mcp_in_flight") == 0, 15, "the call to finish")
+
+
 # --- slow bodies ----------------------------------------------------------------------------------------------
 
 

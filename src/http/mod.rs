@@ -13,6 +13,7 @@
 pub mod body;
 pub mod conn;
 pub mod edge;
+pub mod envelope;
 pub mod rate;
 pub mod tokens;
 
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{RawQuery, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -174,15 +175,21 @@ async fn mcp(State(s): State<HttpState>, request: Request) -> Response {
             s.health.stage().as_str()
         ));
     };
-    let _guard = s.in_flight.enter();
-    let ends_session = request.method() == axum::http::Method::DELETE;
+    let guard = s.in_flight.enter();
+    let method = request.method().clone();
     let Ok(mut response) = router.clone().oneshot(request).await;
     // rmcp answers a session's DELETE with 202 Accepted; clients expect 200 or 204 (the Python SDK logs
     // "Session termination failed: 202" otherwise). The session is gone by then: say so.
-    if ends_session && response.status() == StatusCode::ACCEPTED {
+    if method == Method::DELETE && response.status() == StatusCode::ACCEPTED {
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
-    response
+    // A POST's answer may stream (SSE) after the headers: the drain waits for it. A GET's stream is a session's
+    // channel for server messages, open as long as the session: it is not waited for.
+    if method == Method::POST {
+        body::hold(response, guard)
+    } else {
+        response
+    }
 }
 
 fn unavailable(why: &str) -> Response {
