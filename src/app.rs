@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rmcp::ServiceExt as _;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -27,6 +26,7 @@ use crate::error::ErrorClass;
 use crate::health::{self, Health, Probe};
 use crate::http::edge::Edge;
 use crate::http::rate::RateLimiter;
+use crate::http::sessions::{CappedSessions, SessionLimits};
 use crate::http::tokens::Tokens;
 use crate::http::{self, HttpState, InFlight, McpSlot};
 use crate::mcp::NexusServer;
@@ -97,6 +97,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 reason: e.to_string(),
             })?,
         );
+    let sessions = Arc::new(SessionLimits::new(
+        config.server.max_sessions,
+        config.server.max_sessions_per_caller,
+        metrics.http.sessions.clone(),
+    ));
     let edge = Arc::new(Edge {
         tokens: tokens.clone(),
         allowed_hosts: config.server.allowed_hosts.clone(),
@@ -106,6 +111,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         body_limit: config.server.body_limit.as_u64(),
         body_timeout: config.server.body_read_timeout,
         timeout: config.server.request_timeout,
+        sessions: sessions.clone(),
+        session_idle_timeout: config.server.session_idle_timeout,
         metrics_require_auth: config.server.metrics_require_auth,
         rejected: metrics.http.rejected.clone(),
     });
@@ -227,7 +234,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     // MCP is served at once, over HTTP as over stdio: clients can handshake and list tools during startup, and a
     // tool call gets "starting (stage …)" with the reason when a stage is failing, instead of an opaque 503.
     if !stdio {
-        mcp_slot.install(mcp_router(&config, server.clone(), http_stop.child_token()));
+        mcp_slot.install(mcp_router(
+            &config,
+            server.clone(),
+            sessions.clone(),
+            http_stop.child_token(),
+        ));
     }
 
     // stdio: serve the protocol at once (clients handshake immediately); tools say "starting" until ready.
@@ -319,8 +331,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
 }
 
 /// The Streamable HTTP service at `/mcp`: stateless for 2026-07-28 requests, sessions for legacy clients that
-/// send `initialize`.
-fn mcp_router(config: &Config, server: NexusServer, cancel: CancellationToken) -> axum::Router {
+/// send `initialize` (capped by `sessions`, closed after `server.session_idle_timeout` without activity).
+fn mcp_router(
+    config: &Config,
+    server: NexusServer,
+    sessions: Arc<SessionLimits>,
+    cancel: CancellationToken,
+) -> axum::Router {
     // The edge already enforces Host, Origin and the body limit with clear reasons; rmcp's own checks stay on
     // as a second line with the same lists.
     let mut rmcp_config = StreamableHttpServerConfig::default()
@@ -337,7 +354,10 @@ fn mcp_router(config: &Config, server: NexusServer, cancel: CancellationToken) -
     }
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(CappedSessions::new(
+            sessions,
+            config.server.session_idle_timeout,
+        )),
         rmcp_config,
     );
     axum::Router::new().nest_service("/mcp", service)

@@ -169,6 +169,10 @@ struct RawServer {
     header_read_timeout: Duration,
     #[serde(default, with = "humantime_serde")]
     body_read_timeout: Option<Duration>,
+    max_sessions: usize,
+    max_sessions_per_caller: usize,
+    #[serde(with = "humantime_serde")]
+    session_idle_timeout: Duration,
     rate_limit: f64,
     rate_burst: u32,
     #[serde(with = "humantime_serde")]
@@ -296,6 +300,12 @@ pub struct ServerConfig {
     /// Time for a `/mcp` request body to arrive; less than `request_timeout` (default: 10 s, or half of it).
     #[serde(with = "humantime_serde")]
     pub body_read_timeout: Duration,
+    /// Legacy MCP sessions open at once, overall and per caller.
+    pub max_sessions: usize,
+    pub max_sessions_per_caller: usize,
+    /// A legacy session without activity for this long is closed; more than `request_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
     /// Requests per second per caller; 0 disables rate limiting.
     pub rate_limit: f64,
     pub rate_burst: u32,
@@ -633,6 +643,17 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
     let listen = parse_socket_addr("server.listen", &raw.listen)?;
     positive("server.max_in_flight", raw.max_in_flight)?;
     positive("server.max_connections", raw.max_connections)?;
+    positive("server.max_sessions", raw.max_sessions)?;
+    positive(
+        "server.max_sessions_per_caller",
+        raw.max_sessions_per_caller,
+    )?;
+    if raw.max_sessions_per_caller > raw.max_sessions {
+        return Err(ConfigError::invalid(
+            "server.max_sessions_per_caller",
+            format!("must be at most server.max_sessions ({})", raw.max_sessions),
+        ));
+    }
     nonzero_duration("server.request_timeout", raw.request_timeout)?;
     nonzero_duration("server.header_read_timeout", raw.header_read_timeout)?;
     let body_read_timeout = match raw.body_read_timeout {
@@ -649,6 +670,16 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         }
         Some(t) => t,
     };
+    nonzero_duration("server.session_idle_timeout", raw.session_idle_timeout)?;
+    if raw.session_idle_timeout <= raw.request_timeout {
+        return Err(ConfigError::invalid(
+            "server.session_idle_timeout",
+            format!(
+                "must be more than server.request_timeout ({}): a session is idle while its call runs",
+                humantime::format_duration(raw.request_timeout)
+            ),
+        ));
+    }
     bounded_duration("server.shutdown_grace", raw.shutdown_grace)?;
     if raw.body_limit.as_u64() == 0 {
         return Err(ConfigError::invalid(
@@ -705,6 +736,9 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         max_connections: raw.max_connections,
         header_read_timeout: raw.header_read_timeout,
         body_read_timeout,
+        max_sessions: raw.max_sessions,
+        max_sessions_per_caller: raw.max_sessions_per_caller,
+        session_idle_timeout: raw.session_idle_timeout,
         rate_limit: raw.rate_limit,
         rate_burst: raw.rate_burst,
         request_timeout: raw.request_timeout,
@@ -1196,6 +1230,15 @@ mod tests {
             (
                 ("NEXUS_SERVER__BODY_READ_TIMEOUT", "30s"),
                 "server.body_read_timeout",
+            ),
+            (("NEXUS_SERVER__MAX_SESSIONS", "0"), "server.max_sessions"),
+            (
+                ("NEXUS_SERVER__MAX_SESSIONS_PER_CALLER", "501"),
+                "server.max_sessions_per_caller",
+            ),
+            (
+                ("NEXUS_SERVER__SESSION_IDLE_TIMEOUT", "30s"),
+                "server.session_idle_timeout",
             ),
         ] {
             let e = err(MINIMAL, &[env]);

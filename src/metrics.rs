@@ -349,10 +349,12 @@ pub struct HttpMetrics {
     pub rejected: IntCounterVec,
     /// `nexus_http_connections`: open HTTP connections, the probes' reserve included.
     pub connections: IntGauge,
+    /// `nexus_http_sessions`: legacy MCP sessions open.
+    pub sessions: IntGauge,
 }
 
 /// Why the edge refuses a request (or a connection).
-pub const REJECT_REASONS: [&str; 9] = [
+pub const REJECT_REASONS: [&str; 10] = [
     "auth",
     "host",
     "origin",
@@ -361,6 +363,7 @@ pub const REJECT_REASONS: [&str; 9] = [
     "body",
     "body_timeout",
     "timeout",
+    "sessions",
     "connections",
 ];
 
@@ -370,7 +373,8 @@ impl HttpMetrics {
             r,
             "http_rejected_total",
             "HTTP requests refused at the edge: reason=auth (401), host or origin (403), limit (503, max_in_flight), \
-             rate (429), body (413 or 400), body_timeout (408, body_read_timeout), timeout (504, or an error event ending an SSE stream), connections \
+             rate (429), body (413 or 400), body_timeout (408, body_read_timeout), timeout (504, or an error event \
+             ending an SSE stream), sessions (503 max_sessions, 429 max_sessions_per_caller), connections \
              (max_connections: closed at once, or 503 on a connection of the probes' reserve).",
             &["reason"],
         );
@@ -383,6 +387,11 @@ impl HttpMetrics {
                 r,
                 "http_connections",
                 "Open HTTP connections, including those of the probes' reserve.",
+            ),
+            sessions: gauge(
+                r,
+                "http_sessions",
+                "Legacy MCP sessions (Mcp-Session-Id) open.",
             ),
         }
     }
@@ -415,6 +424,7 @@ mod tests {
             "nexus_mcp_in_flight",
             "nexus_http_rejected_total",
             "nexus_http_connections",
+            "nexus_http_sessions",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

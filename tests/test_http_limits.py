@@ -43,6 +43,75 @@ def call_body(id: int, tool: str, arguments: dict) -> dict:
     return {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
 
 
+# --- legacy sessions ------------------------------------------------------------------------------------------
+
+
+def test_legacy_sessions_are_capped_per_caller_and_overall(stack, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"alice:{ALICE}\nbob:{BOB}\n")
+    nexus = stack.nexus(server={"auth_tokens_file": str(tokens), "max_sessions": 6, "max_sessions_per_caller": 4})
+    nexus.wait_ready()
+
+    alice = [header(post(nexus, INIT, bearer(ALICE))[1], "Mcp-Session-Id") for _ in range(4)]
+    assert all(alice) and len(set(alice)) == 4
+    status, _, body = post(nexus, INIT, bearer(ALICE))
+    assert status == 429, body
+    assert error_of(body)["reason"] == "sessions"
+    assert "server.max_sessions_per_caller" in error_of(body)["error"]
+    assert "DELETE" in error_of(body)["error"], "says how to free a place"
+
+    bob = [header(post(nexus, INIT, bearer(BOB))[1], "Mcp-Session-Id") for _ in range(2)]
+    assert all(bob)
+    status, headers, body = post(nexus, INIT, bearer(BOB))
+    assert status == 503, body
+    assert error_of(body)["reason"] == "sessions"
+    assert "server.max_sessions " in error_of(body)["error"]
+    assert int(header(headers, "Retry-After")) >= 1
+
+    # A flood of handshakes changes nothing: the count stays at the cap.
+    refused = [post(nexus, INIT, bearer(ALICE if i % 2 else BOB))[0] for i in range(40)]
+    assert sorted(set(refused)) == [429, 503]
+    assert nexus.metric("nexus_http_sessions") == 6
+    assert nexus.metric('nexus_http_rejected_total{reason="sessions"}') == 42
+
+    # Sessions in place keep working, and so do stateless requests.
+    status, _, body = post(nexus, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+                           {**bearer(ALICE), "Mcp-Session-Id": alice[0]})
+    assert status == 200, body
+    call, headers = stateless_call("count", COUNT)
+    status, _, body = post(nexus, call, {**headers, **bearer(BOB)})
+    assert status == 200, body
+
+    # Closing a session frees its place.
+    status, _, _ = post(nexus, None, {**bearer(ALICE), "Mcp-Session-Id": alice[1]}, method="DELETE")
+    assert status == 204
+    nexus.wait_until(lambda: nexus.metric("nexus_http_sessions") == 5, 10, "the closed session to be counted out")
+    assert post(nexus, INIT, bearer(BOB))[0] == 200
+
+
+def test_idle_legacy_sessions_expire_and_free_their_place(stack):
+    nexus = stack.nexus(server={"max_sessions_per_caller": 1, "session_idle_timeout": "2s",
+                                "request_timeout": "1s"})
+    nexus.wait_ready()
+    session = open_legacy_session(nexus)
+    assert post(nexus, INIT)[0] == 429, "the caller's only place is taken"
+
+    # A session in use does not expire: calls spaced under the idle timeout, for longer than it.
+    started = time.monotonic()
+    for i in range(8):
+        status, _, body = post(nexus, {"jsonrpc": "2.0", "id": 10 + i, "method": "tools/list"}, session)
+        assert status == 200, (i, body)
+        time.sleep(0.5)  # the client's pace, not synchronisation
+    assert time.monotonic() - started > 3.5
+
+    idle_since = time.monotonic()
+    nexus.wait_until(lambda: nexus.metric("nexus_http_sessions") == 0, 15, "the idle session to expire")
+    assert time.monotonic() - idle_since > 1.5, "expired before server.session_idle_timeout"
+    status, _, _ = post(nexus, {"jsonrpc": "2.0", "id": 99, "method": "tools/list"}, session)
+    assert status == 404, "an expired session is unknown (the client starts a new one)"
+    assert post(nexus, INIT)[0] == 200, "the expired session's place is free again"
+
+
 # --- connections ----------------------------------------------------------------------------------------------
 
 
@@ -193,6 +262,9 @@ def test_slow_request_bodies_get_408_and_hold_no_in_flight_slot(stack):
 def test_limits_are_validated_with_the_key_named(stack, tmp_path):
     from support import Nexus
     for server, key in [({"max_connections": 0}, "server.max_connections"),
+                        ({"max_sessions": 0}, "server.max_sessions"),
+                        ({"max_sessions": 2, "max_sessions_per_caller": 3}, "server.max_sessions_per_caller"),
+                        ({"session_idle_timeout": "10s", "request_timeout": "30s"}, "server.session_idle_timeout"),
                         ({"header_read_timeout": "0s"}, "server.header_read_timeout"),
                         ({"body_read_timeout": "30s", "request_timeout": "30s"}, "server.body_read_timeout")]:
         refused = Nexus(tmp_path / key, stack.config(server=server), start=False).run("check")

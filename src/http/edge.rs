@@ -1,6 +1,6 @@
 //! The edge in front of `/mcp` (and `/metrics`): request ids, security headers, Host and Origin checks (DNS
 //! rebinding), bearer-token authentication, per-caller rate limiting, the body limit and the body-read deadline, a
-//! global in-flight cap and the request timeout. Every refusal is counted in `nexus_http_rejected_total{reason}`
+//! global in-flight cap, the legacy session caps and the request timeout. Every refusal is counted in `nexus_http_rejected_total{reason}`
 //! and answered with a JSON body that says why.
 
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::body;
 use super::envelope::Envelope;
 use super::rate::RateLimiter;
+use super::sessions::{Full, SessionLimits};
 use super::tokens::Tokens;
 use crate::audit::RequestMeta;
 use crate::deadline::Deadline;
@@ -26,6 +27,9 @@ use crate::deadline::Deadline;
 const DRAIN_FACTOR: u64 = 8;
 /// How long a refused body may take to arrive.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `Retry-After` when every session place is taken.
+const SESSIONS_FULL_RETRY: Duration = Duration::from_secs(5);
 
 /// Request ids longer than this, or with other characters than `[A-Za-z0-9._:-]`, are replaced.
 const MAX_REQUEST_ID: usize = 128;
@@ -44,6 +48,10 @@ pub struct Edge {
     /// `server.body_read_timeout`: time for a request body to arrive, before an in-flight slot is taken.
     pub body_timeout: Duration,
     pub timeout: Duration,
+    /// Legacy session places, overall and per caller (an `initialize` without a session id takes one).
+    pub sessions: Arc<SessionLimits>,
+    /// `server.session_idle_timeout`, for the message when sessions are full.
+    pub session_idle_timeout: Duration,
     pub metrics_require_auth: bool,
     /// `nexus_http_rejected_total{reason}`.
     pub rejected: IntCounterVec,
@@ -117,6 +125,17 @@ pub async fn guard_mcp(
     } else {
         None
     };
+    let ticket = if request.method() == Method::POST
+        && message.is_initialize()
+        && !has_session_id(request.headers())
+    {
+        match edge.sessions.reserve(&caller) {
+            Ok(ticket) => Some(ticket),
+            Err(full) => return edge.sessions_full(full),
+        }
+    } else {
+        None
+    };
     let id = request
         .extensions()
         .get::<RequestId>()
@@ -124,8 +143,14 @@ pub async fn guard_mcp(
     request.extensions_mut().insert(RequestMeta { id, caller });
     let deadline = Deadline::after(edge.timeout);
     request.extensions_mut().insert(deadline.clone());
+    let handled = async {
+        match ticket {
+            Some(ticket) => SessionLimits::with_ticket(ticket, next.run(request)).await,
+            None => next.run(request).await,
+        }
+    };
     let answered = tokio::select! {
-        response = next.run(request) => Some(response),
+        response = handled => Some(response),
         () = deadline.expired() => None,
     };
     match answered {
@@ -249,6 +274,35 @@ impl Edge {
         )
     }
 
+    fn sessions_full(&self, full: Full) -> Response {
+        let idle = humantime::format_duration(self.session_idle_timeout);
+        let what_to_do = format!(
+            "end unused sessions (HTTP DELETE /mcp with their Mcp-Session-Id) or let idle ones expire \
+             (server.session_idle_timeout = {idle}); requests at MCP protocol 2026-07-28 need no session"
+        );
+        match full {
+            Full::Caller(max) => self.reject(
+                "sessions",
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "too many open MCP sessions for this caller (server.max_sessions_per_caller = {max}): {what_to_do}"
+                ),
+            ),
+            Full::Overall(max) => {
+                let mut r = self.reject(
+                    "sessions",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "too many open MCP sessions on this server (server.max_sessions = {max}): {what_to_do}, \
+                         or retry later"
+                    ),
+                );
+                retry_after(&mut r, SESSIONS_FULL_RETRY);
+                r
+            }
+        }
+    }
+
     fn timeout_why(&self) -> String {
         format!(
             "no answer within server.request_timeout ({} ms); a write may or may not have been applied",
@@ -335,6 +389,14 @@ fn bearer_token(value: &str) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// Whether a request names a session (as rmcp reads the header: a value that is not text names none).
+fn has_session_id(headers: &HeaderMap) -> bool {
+    headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .is_some()
 }
 
 /// The last event of an SSE stream cut at the deadline: a JSON-RPC error for the call (`-32001`, the MCP SDKs'

@@ -15,6 +15,7 @@ pub mod conn;
 pub mod edge;
 pub mod envelope;
 pub mod rate;
+pub mod sessions;
 pub mod tokens;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
