@@ -8,9 +8,7 @@ import select
 import signal
 import time
 
-import pytest
-
-from support import wait_until
+from support import Nexus, wait_until
 from support.rawhttp import INIT, connect, header, open_legacy_session, post, sse_messages, stateless_call
 
 ALICE, BOB = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
@@ -260,7 +258,6 @@ def test_slow_request_bodies_get_408_and_hold_no_in_flight_slot(stack):
 
 
 def test_limits_are_validated_with_the_key_named(stack, tmp_path):
-    from support import Nexus
     for server, key in [({"max_connections": 0}, "server.max_connections"),
                         ({"max_sessions": 0}, "server.max_sessions"),
                         ({"max_sessions": 2, "max_sessions_per_caller": 3}, "server.max_sessions_per_caller"),
