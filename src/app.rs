@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rmcp::ServiceExt as _;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -27,6 +26,7 @@ use crate::error::ErrorClass;
 use crate::health::{self, Health, Probe};
 use crate::http::edge::Edge;
 use crate::http::rate::RateLimiter;
+use crate::http::sessions::{CappedSessions, SessionLimits};
 use crate::http::tokens::Tokens;
 use crate::http::{self, HttpState, InFlight, McpSlot};
 use crate::mcp::NexusServer;
@@ -97,6 +97,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 reason: e.to_string(),
             })?,
         );
+    let sessions = Arc::new(SessionLimits::new(
+        config.server.max_sessions,
+        config.server.max_sessions_per_caller,
+        metrics.http.sessions.clone(),
+    ));
     let edge = Arc::new(Edge {
         tokens: tokens.clone(),
         allowed_hosts: config.server.allowed_hosts.clone(),
@@ -104,7 +109,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         rate: RateLimiter::new(config.server.rate_limit, config.server.rate_burst),
         slots: Arc::new(Semaphore::new(config.server.max_in_flight)),
         body_limit: config.server.body_limit.as_u64(),
+        body_timeout: config.server.body_read_timeout,
         timeout: config.server.request_timeout,
+        sessions: sessions.clone(),
+        session_idle_timeout: config.server.session_idle_timeout,
         metrics_require_auth: config.server.metrics_require_auth,
         rejected: metrics.http.rejected.clone(),
     });
@@ -126,9 +134,23 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 in_flight: in_flight.clone(),
                 edge: edge.clone(),
             });
-            Some(tokio::spawn(http::serve(
+            if let Some(warning) = http::conn::fd_budget_warning(
+                config.server.max_connections,
+                config.tunnel.as_ref().map_or(0, |t| t.max_connections),
+            ) {
+                tracing::warn!("{warning}");
+            }
+            Some(tokio::spawn(http::conn::serve(
                 listener,
                 router,
+                http::conn::Limits {
+                    max_connections: config.server.max_connections,
+                    header_read_timeout: config.server.header_read_timeout,
+                },
+                http::conn::ConnMetrics {
+                    open: metrics.http.connections.clone(),
+                    refused: metrics.http.rejected.with_label_values(&["connections"]),
+                },
                 http_stop.clone(),
             )))
         }
@@ -201,7 +223,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     // startup, and a tool call gets "starting (stage …)" with the reason when a stage is failing — never a hang or
     // an opaque 503.
     if !stdio {
-        mcp_slot.install(mcp_router(&config, server.clone(), http_stop.child_token()));
+        mcp_slot.install(mcp_router(
+            &config,
+            server.clone(),
+            sessions.clone(),
+            http_stop.child_token(),
+        ));
     }
     let stdin_closed = CancellationToken::new();
     if stdio {
@@ -327,8 +354,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
 }
 
 /// The Streamable HTTP service at `/mcp`: stateless for 2026-07-28 requests, sessions for legacy clients that
-/// send `initialize`.
-fn mcp_router(config: &Config, server: NexusServer, cancel: CancellationToken) -> axum::Router {
+/// send `initialize` (capped by `sessions`, closed after `server.session_idle_timeout` without activity).
+fn mcp_router(
+    config: &Config,
+    server: NexusServer,
+    sessions: Arc<SessionLimits>,
+    cancel: CancellationToken,
+) -> axum::Router {
     // The edge already enforces Host, Origin and the body limit with clear reasons; rmcp's own checks stay on
     // as a second line with the same lists.
     let mut rmcp_config = StreamableHttpServerConfig::default()
@@ -345,7 +377,10 @@ fn mcp_router(config: &Config, server: NexusServer, cancel: CancellationToken) -
     }
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(CappedSessions::new(
+            sessions,
+            config.server.session_idle_timeout,
+        )),
         rmcp_config,
     );
     axum::Router::new().nest_service("/mcp", service)

@@ -164,6 +164,15 @@ struct RawServer {
     metrics_require_auth: bool,
     body_limit: ByteSize,
     max_in_flight: usize,
+    max_connections: usize,
+    #[serde(with = "humantime_serde")]
+    header_read_timeout: Duration,
+    #[serde(default, with = "humantime_serde")]
+    body_read_timeout: Option<Duration>,
+    max_sessions: usize,
+    max_sessions_per_caller: usize,
+    #[serde(with = "humantime_serde")]
+    session_idle_timeout: Duration,
     rate_limit: f64,
     rate_burst: u32,
     #[serde(with = "humantime_serde")]
@@ -284,6 +293,20 @@ pub struct ServerConfig {
     pub metrics_require_auth: bool,
     pub body_limit: ByteSize,
     pub max_in_flight: usize,
+    /// Open HTTP connections (a few more are accepted for the probes only).
+    pub max_connections: usize,
+    /// Time for a request head to arrive (for a new connection, counted from the accept).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time for a `/mcp` request body to arrive; less than `request_timeout` (default: 10 s, or half of it).
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Legacy MCP sessions open at once, overall and per caller.
+    pub max_sessions: usize,
+    pub max_sessions_per_caller: usize,
+    /// A legacy session without activity for this long is closed; more than `request_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
     /// Requests per second per caller; 0 disables rate limiting.
     pub rate_limit: f64,
     pub rate_burst: u32,
@@ -625,7 +648,44 @@ fn validate(raw: Raw, insecure_no_auth: bool) -> Result<Config, ConfigError> {
 fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfig, ConfigError> {
     let listen = parse_socket_addr("server.listen", &raw.listen)?;
     positive("server.max_in_flight", raw.max_in_flight)?;
+    positive("server.max_connections", raw.max_connections)?;
+    positive("server.max_sessions", raw.max_sessions)?;
+    positive(
+        "server.max_sessions_per_caller",
+        raw.max_sessions_per_caller,
+    )?;
+    if raw.max_sessions_per_caller > raw.max_sessions {
+        return Err(ConfigError::invalid(
+            "server.max_sessions_per_caller",
+            format!("must be at most server.max_sessions ({})", raw.max_sessions),
+        ));
+    }
     nonzero_duration("server.request_timeout", raw.request_timeout)?;
+    nonzero_duration("server.header_read_timeout", raw.header_read_timeout)?;
+    let body_read_timeout = match raw.body_read_timeout {
+        None => DEFAULT_BODY_READ_TIMEOUT.min(raw.request_timeout / 2),
+        Some(t) if t.is_zero() || t >= raw.request_timeout => {
+            return Err(ConfigError::invalid(
+                "server.body_read_timeout",
+                format!(
+                    "must be greater than 0 and less than server.request_timeout ({}), so a slow body gets its 408 \
+                     first",
+                    humantime::format_duration(raw.request_timeout)
+                ),
+            ));
+        }
+        Some(t) => t,
+    };
+    nonzero_duration("server.session_idle_timeout", raw.session_idle_timeout)?;
+    if raw.session_idle_timeout <= raw.request_timeout {
+        return Err(ConfigError::invalid(
+            "server.session_idle_timeout",
+            format!(
+                "must be more than server.request_timeout ({}): a session is idle while its call runs",
+                humantime::format_duration(raw.request_timeout)
+            ),
+        ));
+    }
     bounded_duration("server.shutdown_grace", raw.shutdown_grace)?;
     if raw.body_limit.as_u64() == 0 {
         return Err(ConfigError::invalid(
@@ -679,6 +739,12 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         metrics_require_auth: raw.metrics_require_auth,
         body_limit: raw.body_limit,
         max_in_flight: raw.max_in_flight,
+        max_connections: raw.max_connections,
+        header_read_timeout: raw.header_read_timeout,
+        body_read_timeout,
+        max_sessions: raw.max_sessions,
+        max_sessions_per_caller: raw.max_sessions_per_caller,
+        session_idle_timeout: raw.session_idle_timeout,
         rate_limit: raw.rate_limit,
         rate_burst: raw.rate_burst,
         request_timeout: raw.request_timeout,
@@ -915,6 +981,9 @@ fn positive(key: &str, value: usize) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `server.body_read_timeout` when not set, unless half of `server.request_timeout` is less.
+const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The longest duration any setting accepts: larger values are typos (and would overflow deadlines).
 const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -1100,6 +1169,16 @@ mod tests {
     }
 
     #[test]
+    fn the_body_read_timeout_defaults_below_the_request_timeout() {
+        let (_d, s) = sources(MINIMAL, &[]);
+        let c = load(&s).unwrap();
+        assert_eq!(c.server.body_read_timeout, Duration::from_secs(10));
+        let (_d, s) = sources(MINIMAL, &[("NEXUS_SERVER__REQUEST_TIMEOUT", "4s")]);
+        let c = load(&s).unwrap();
+        assert_eq!(c.server.body_read_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
     fn unknown_keys_are_errors_that_name_the_key() {
         let e = err(&format!("{MINIMAL}\n[server]\nlisten_addr = \"x\""), &[]);
         assert!(e.contains("listen_addr"), "{e}");
@@ -1148,6 +1227,27 @@ mod tests {
                 "server.shutdown_grace",
             ),
             (("NEXUS_MONGO__MAX_TIME", "1000000h"), "mongo.max_time"),
+            (
+                ("NEXUS_SERVER__MAX_CONNECTIONS", "0"),
+                "server.max_connections",
+            ),
+            (
+                ("NEXUS_SERVER__HEADER_READ_TIMEOUT", "0s"),
+                "server.header_read_timeout",
+            ),
+            (
+                ("NEXUS_SERVER__BODY_READ_TIMEOUT", "30s"),
+                "server.body_read_timeout",
+            ),
+            (("NEXUS_SERVER__MAX_SESSIONS", "0"), "server.max_sessions"),
+            (
+                ("NEXUS_SERVER__MAX_SESSIONS_PER_CALLER", "501"),
+                "server.max_sessions_per_caller",
+            ),
+            (
+                ("NEXUS_SERVER__SESSION_IDLE_TIMEOUT", "30s"),
+                "server.session_idle_timeout",
+            ),
         ] {
             let e = err(MINIMAL, &[env]);
             assert!(e.starts_with(key), "{env:?}: `{e}` should start with {key}");

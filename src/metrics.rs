@@ -345,13 +345,27 @@ impl McpMetrics {
 /// The HTTP edge.
 #[derive(Clone)]
 pub struct HttpMetrics {
-    /// `nexus_http_rejected_total{reason}`: requests refused before reaching the MCP server.
+    /// `nexus_http_rejected_total{reason}`: requests (and connections) refused before reaching the MCP server.
     pub rejected: IntCounterVec,
+    /// `nexus_http_connections`: open HTTP connections, the probes' reserve included.
+    pub connections: IntGauge,
+    /// `nexus_http_sessions`: legacy MCP sessions open.
+    pub sessions: IntGauge,
 }
 
-/// Why the edge refuses a request.
-pub const REJECT_REASONS: [&str; 7] =
-    ["auth", "host", "origin", "limit", "rate", "body", "timeout"];
+/// Why the edge refuses a request (or a connection).
+pub const REJECT_REASONS: [&str; 10] = [
+    "auth",
+    "host",
+    "origin",
+    "limit",
+    "rate",
+    "body",
+    "body_timeout",
+    "timeout",
+    "sessions",
+    "connections",
+];
 
 impl HttpMetrics {
     fn register(r: &Registry) -> Self {
@@ -359,13 +373,27 @@ impl HttpMetrics {
             r,
             "http_rejected_total",
             "HTTP requests refused at the edge: reason=auth (401), host or origin (403), limit (503, max_in_flight), \
-             rate (429), body (413), timeout (504).",
+             rate (429), body (413 or 400), body_timeout (408, body_read_timeout), timeout (504, or an error event \
+             ending an SSE stream), sessions (503 max_sessions, 429 max_sessions_per_caller), connections \
+             (max_connections: closed at once, or 503 on a connection of the probes' reserve).",
             &["reason"],
         );
         for reason in REJECT_REASONS {
             rejected.with_label_values(&[reason]);
         }
-        Self { rejected }
+        Self {
+            rejected,
+            connections: gauge(
+                r,
+                "http_connections",
+                "Open HTTP connections, including those of the probes' reserve.",
+            ),
+            sessions: gauge(
+                r,
+                "http_sessions",
+                "Legacy MCP sessions (Mcp-Session-Id) open.",
+            ),
+        }
     }
 }
 
@@ -395,6 +423,8 @@ mod tests {
             "nexus_mcp_request_duration_seconds",
             "nexus_mcp_in_flight",
             "nexus_http_rejected_total",
+            "nexus_http_connections",
+            "nexus_http_sessions",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

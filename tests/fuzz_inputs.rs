@@ -1,15 +1,16 @@
 //! Property-based fuzzing of everything that parses input from the network or a file: tool arguments, Extended
-//! JSON, the guards, database and collection names, the audit shape, the MongoDB URI parser, the config loader
-//! and the tokens file (known_hosts and the stdio line check are fuzzed beside their private parsers, in the
-//! library's unit tests). Properties: no panic, and the security-relevant invariant of each (JavaScript operators
-//! are always refused, a name that passes follows MongoDB's rules and a denied database is refused in any case,
-//! values never reach the audit log, passwords and tokens never appear in errors).
+//! JSON, the guards, database and collection names, the audit shape, the edge's JSON-RPC envelope, the MongoDB URI
+//! parser, the config loader and the tokens file (known_hosts and the JSON-RPC line check are fuzzed beside their
+//! private parsers, in the library's unit tests). Properties: no panic, and the security-relevant invariant of
+//! each (JavaScript operators are always refused, a name that passes follows MongoDB's rules and a denied database
+//! is refused in any case, values never reach the audit log, passwords and tokens never appear in errors).
 //!
 //! CI runs the default 256 cases per property; a long local run: `PROPTEST_CASES=1000000 cargo test --release
 //! --test fuzz_inputs`.
 
 use nexus_mcp::audit::shape;
 use nexus_mcp::config::{self, McpConfig, Sources};
+use nexus_mcp::http::envelope::Envelope;
 use nexus_mcp::http::tokens::Tokens;
 use nexus_mcp::mcp::ejson;
 use nexus_mcp::mcp::guard::Guard;
@@ -162,6 +163,19 @@ proptest! {
             Ok(a) => prop_assert!(v["collection"] == a.collection.as_str() && v.get("method").is_some()),
             Err(e) => prop_assert!(!e.to_string().is_empty()),
         }
+    }
+
+    /// Whatever the body, the edge never lets a message carrying a method and an id pass as a non-call (which
+    /// would skip the in-flight cap).
+    #[test]
+    fn a_request_is_never_taken_for_a_notification(v in json_value(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let request = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": v.clone() });
+        prop_assert!(Envelope::peek(request.to_string().as_bytes()).is_call());
+        let e = Envelope::peek(v.to_string().as_bytes());
+        if v.get("method").is_some_and(Value::is_string) && v.get("id").is_some_and(|id| !id.is_null()) {
+            prop_assert!(e.is_call());
+        }
+        let _ = Envelope::peek(&bytes);
     }
 
     #[test]

@@ -1,20 +1,23 @@
 //! The edge in front of `/mcp` (and `/metrics`): request ids, security headers, Host and Origin checks (DNS
-//! rebinding), bearer-token authentication, per-caller rate limiting, a global in-flight cap, the body limit and
-//! the request timeout. Every refusal is counted in `nexus_http_rejected_total{reason}` and answered with a JSON
-//! body that says why.
+//! rebinding), bearer-token authentication, per-caller rate limiting, the body limit and the body-read deadline, a
+//! global in-flight cap, the legacy session caps and the request timeout. Every refusal is counted in `nexus_http_rejected_total{reason}`
+//! and answered with a JSON body that says why.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::IntCounterVec;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::body;
+use super::envelope::Envelope;
 use super::rate::RateLimiter;
+use super::sessions::{Full, SessionLimits};
 use super::tokens::Tokens;
 use crate::audit::RequestMeta;
 use crate::deadline::Deadline;
@@ -24,6 +27,9 @@ use crate::deadline::Deadline;
 const DRAIN_FACTOR: u64 = 8;
 /// How long a refused body may take to arrive.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `Retry-After` when every session place is taken.
+const SESSIONS_FULL_RETRY: Duration = Duration::from_secs(5);
 
 /// Request ids longer than this, or with other characters than `[A-Za-z0-9._:-]`, are replaced.
 const MAX_REQUEST_ID: usize = 128;
@@ -39,7 +45,13 @@ pub struct Edge {
     /// Permits for concurrent `/mcp` requests (`server.max_in_flight`).
     pub slots: Arc<Semaphore>,
     pub body_limit: u64,
+    /// `server.body_read_timeout`: time for a request body to arrive, before an in-flight slot is taken.
+    pub body_timeout: Duration,
     pub timeout: Duration,
+    /// Legacy session places, overall and per caller (an `initialize` without a session id takes one).
+    pub sessions: Arc<SessionLimits>,
+    /// `server.session_idle_timeout`, for the message when sessions are full.
+    pub session_idle_timeout: Duration,
     pub metrics_require_auth: bool,
     /// `nexus_http_rejected_total{reason}`.
     pub rejected: IntCounterVec,
@@ -79,65 +91,50 @@ fn valid_request_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
 }
 
-/// `/mcp`: every check, then the handler under the timeout.
+/// `/mcp`: every check, then the handler under the in-flight cap and the request timeout.
+///
+/// A call (a POST carrying a JSON-RPC request) keeps its in-flight slot and its deadline until its response body
+/// has been sent: on a legacy session the answer streams (SSE) long after the headers. Notifications and the
+/// client's answers to the server's own requests take no slot: a call waiting for a confirmation must not keep its
+/// own answer out.
 pub async fn guard_mcp(
     State(edge): State<Arc<Edge>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
-    if request.headers().get_all(header::HOST).iter().count() > 1 {
-        return edge.reject("host", StatusCode::BAD_REQUEST, "more than one Host header");
-    }
-    if let Err(why) = check_host(&edge.allowed_hosts, &request) {
-        return edge.reject("host", StatusCode::FORBIDDEN, &why);
-    }
-    if let Err(why) = check_origin(&edge.allowed_origins, request.headers()) {
-        return edge.reject("origin", StatusCode::FORBIDDEN, &why);
-    }
-    let caller = match edge.authenticate(request.headers(), peer) {
-        Ok(caller) => caller,
-        Err(why) => return edge.unauthorized(why),
+    let (mut request, caller, message) = match edge.admit(request, peer).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
-    if let Err(wait) = edge.rate.check(&caller) {
-        let mut r = edge.reject(
-            "rate",
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate limit exceeded for this caller",
-        );
-        retry_after(&mut r, wait);
-        return r;
-    }
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(size) = declared.filter(|n| *n > edge.body_limit) {
-        let why = format!(
-            "request body larger than server.body_limit ({} bytes)",
-            edge.body_limit
-        );
-        // Clients such as Python's http.client write the whole body before reading: read it (bounded) so the
-        // 413 reaches them instead of a reset, then close the connection.
-        drain(
-            request.into_body(),
-            size.min(edge.body_limit.saturating_mul(DRAIN_FACTOR)),
-        )
-        .await;
-        let mut r = edge.reject("body", StatusCode::PAYLOAD_TOO_LARGE, &why);
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return r;
-    }
-    let Ok(_permit) = edge.slots.clone().try_acquire_owned() else {
-        let mut r = edge.reject(
-            "limit",
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many requests in flight",
-        );
-        retry_after(&mut r, Duration::from_secs(1));
-        return r;
+    let is_call = request.method() != Method::POST || message.is_call();
+    let holds_body = request.method() == Method::POST && message.is_call();
+    let permit = if is_call {
+        match edge.slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let mut r = edge.reject(
+                    "limit",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many requests in flight (server.max_in_flight)",
+                );
+                retry_after(&mut r, Duration::from_secs(1));
+                return r;
+            }
+        }
+    } else {
+        None
+    };
+    let ticket = if request.method() == Method::POST
+        && message.is_initialize()
+        && !has_session_id(request.headers())
+    {
+        match edge.sessions.reserve(&caller) {
+            Ok(ticket) => Some(ticket),
+            Err(full) => return edge.sessions_full(full),
+        }
+    } else {
+        None
     };
     let id = request
         .extensions()
@@ -146,24 +143,20 @@ pub async fn guard_mcp(
     request.extensions_mut().insert(RequestMeta { id, caller });
     let deadline = Deadline::after(edge.timeout);
     request.extensions_mut().insert(deadline.clone());
+    let handled = async {
+        match ticket {
+            Some(ticket) => SessionLimits::with_ticket(ticket, next.run(request)).await,
+            None => next.run(request).await,
+        }
+    };
     let answered = tokio::select! {
-        response = next.run(request) => Some(response),
+        response = handled => Some(response),
         () = deadline.expired() => None,
     };
     match answered {
-        Some(response) => {
-            if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                edge.rejected.with_label_values(&["body"]).inc();
-            }
-            response
-        }
-        None => {
-            let why = format!(
-                "no answer within server.request_timeout ({} ms); a write may or may not have been applied",
-                edge.timeout.as_millis()
-            );
-            edge.reject("timeout", StatusCode::GATEWAY_TIMEOUT, &why)
-        }
+        Some(response) if holds_body => edge.bound_call(response, permit, deadline, message.id),
+        Some(response) => response,
+        None => edge.reject("timeout", StatusCode::GATEWAY_TIMEOUT, &edge.timeout_why()),
     }
 }
 
@@ -200,7 +193,152 @@ pub async fn guard_metrics(
 }
 
 impl Edge {
-    fn reject(&self, reason: &str, status: StatusCode, why: &str) -> Response {
+    /// Host, Origin, authentication, rate and body checks; returns the request with its body read, the caller and
+    /// the message's envelope.
+    async fn admit(
+        &self,
+        request: Request,
+        peer: SocketAddr,
+    ) -> Result<(Request, String, Envelope), Response> {
+        if request.headers().get_all(header::HOST).iter().count() > 1 {
+            return Err(self.reject("host", StatusCode::BAD_REQUEST, "more than one Host header"));
+        }
+        if let Err(why) = check_host(&self.allowed_hosts, &request) {
+            return Err(self.reject("host", StatusCode::FORBIDDEN, &why));
+        }
+        if let Err(why) = check_origin(&self.allowed_origins, request.headers()) {
+            return Err(self.reject("origin", StatusCode::FORBIDDEN, &why));
+        }
+        let caller = self
+            .authenticate(request.headers(), peer)
+            .map_err(|why| self.unauthorized(why))?;
+        if let Err(wait) = self.rate.check(&caller) {
+            let mut r = self.reject(
+                "rate",
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate limit exceeded for this caller",
+            );
+            retry_after(&mut r, wait);
+            return Err(r);
+        }
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(size) = declared.filter(|n| *n > self.body_limit) {
+            // Clients such as Python's http.client write the whole body before reading: read it (bounded) so the
+            // 413 reaches them instead of a reset, then close the connection.
+            drain(
+                request.into_body(),
+                size.min(self.body_limit.saturating_mul(DRAIN_FACTOR)),
+            )
+            .await;
+            return Err(self.refuse_body(&body::ReadError::TooLarge(self.body_limit)));
+        }
+        // The body is read before an in-flight slot is taken: a slow client holds only its connection, and gets its
+        // 408 before server.request_timeout.
+        let (parts, body) = request.into_parts();
+        let bytes = body::read(body, self.body_limit, self.body_timeout)
+            .await
+            .map_err(|e| self.refuse_body(&e))?;
+        let message = Envelope::peek(&bytes);
+        let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+        Ok((request, caller, message))
+    }
+
+    /// A call's response: the in-flight slot and the deadline last until its body has been sent. Past the
+    /// deadline, an SSE stream ends with a JSON-RPC error for the call (the call itself may still finish).
+    fn bound_call(
+        self: &Arc<Self>,
+        response: Response,
+        permit: Option<OwnedSemaphorePermit>,
+        deadline: Deadline,
+        id: Option<serde_json::Value>,
+    ) -> Response {
+        let sse = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let edge = self.clone();
+        let on_expiry = Box::new(move || {
+            let why = edge.timeout_why();
+            edge.count("timeout", StatusCode::GATEWAY_TIMEOUT, &why);
+            sse.then(|| sse_error(id, &why))
+        });
+        body::bound(
+            response,
+            permit,
+            Box::pin(async move { deadline.expired().await }),
+            on_expiry,
+        )
+    }
+
+    fn sessions_full(&self, full: Full) -> Response {
+        let idle = humantime::format_duration(self.session_idle_timeout);
+        let what_to_do = format!(
+            "end unused sessions (HTTP DELETE /mcp with their Mcp-Session-Id) or let idle ones expire \
+             (server.session_idle_timeout = {idle}); requests at MCP protocol 2026-07-28 need no session"
+        );
+        match full {
+            Full::Caller(max) => self.reject(
+                "sessions",
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "too many open MCP sessions for this caller (server.max_sessions_per_caller = {max}): {what_to_do}"
+                ),
+            ),
+            Full::Overall(max) => {
+                let mut r = self.reject(
+                    "sessions",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "too many open MCP sessions on this server (server.max_sessions = {max}): {what_to_do}, \
+                         or retry later"
+                    ),
+                );
+                retry_after(&mut r, SESSIONS_FULL_RETRY);
+                r
+            }
+        }
+    }
+
+    fn timeout_why(&self) -> String {
+        format!(
+            "no answer within server.request_timeout ({} ms); a write may or may not have been applied",
+            self.timeout.as_millis()
+        )
+    }
+
+    /// A request body that could not be read; the connection is closed (the rest of the body is not awaited).
+    fn refuse_body(&self, e: &body::ReadError) -> Response {
+        let (reason, status, why) = match e {
+            body::ReadError::TooLarge(limit) => (
+                "body",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than server.body_limit ({limit} bytes)"),
+            ),
+            body::ReadError::TooSlow(limit) => (
+                "body_timeout",
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "request body not received within server.body_read_timeout ({} ms): send the body at once",
+                    limit.as_millis()
+                ),
+            ),
+            body::ReadError::Failed(cause) => (
+                "body",
+                StatusCode::BAD_REQUEST,
+                format!("request body could not be read: {cause}"),
+            ),
+        };
+        let mut r = self.reject(reason, status, &why);
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    }
+
+    fn count(&self, reason: &str, status: StatusCode, why: &str) {
         self.rejected.with_label_values(&[reason]).inc();
         tracing::debug!(
             reason,
@@ -208,6 +346,10 @@ impl Edge {
             why,
             "http request rejected"
         );
+    }
+
+    fn reject(&self, reason: &str, status: StatusCode, why: &str) -> Response {
+        self.count(reason, status, why);
         (
             status,
             axum::Json(serde_json::json!({ "error": why, "reason": reason })),
@@ -247,6 +389,25 @@ fn bearer_token(value: &str) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// Whether a request names a session (as rmcp reads the header: a value that is not text names none).
+fn has_session_id(headers: &HeaderMap) -> bool {
+    headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .is_some()
+}
+
+/// The last event of an SSE stream cut at the deadline: a JSON-RPC error for the call (`-32001`, the MCP SDKs'
+/// "request timed out").
+fn sse_error(id: Option<serde_json::Value>, why: &str) -> axum::body::Bytes {
+    let message = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": -32001, "message": why },
+    });
+    format!("event: message\ndata: {message}\n\n").into()
 }
 
 fn retry_after(response: &mut Response, wait: Duration) {

@@ -7,26 +7,28 @@
 //! - `/mcp` — MCP Streamable HTTP, mounted when the mcp stage completes; 503 with `Retry-After` before that and
 //!   while draining. In-flight `/mcp` requests are counted so shutdown can drain them.
 //!
-//! Probe bodies are JSON (see `health`); they never carry secrets. `edge` guards `/mcp` and `/metrics`.
+//! Probe bodies are JSON (see `health`); they never carry secrets. `edge` guards `/mcp` and `/metrics`; `conn`
+//! accepts the connections (the cap, its probes' reserve, the request-head deadline).
 
+pub mod body;
+pub mod conn;
 pub mod edge;
+pub mod envelope;
 pub mod rate;
+pub mod sessions;
 pub mod tokens;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{RawQuery, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::health::{Health, Probe};
@@ -110,31 +112,6 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` is cancelled, then finishes the requests in progress.
-///
-/// # Errors
-/// An I/O error of the listener.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    // Nagle off: hyper writes a response's head and body (and each SSE event) as separate segments; with Nagle on,
-    // the second waits for the ACK of the first, which a keep-alive client delays by ~40 ms.
-    let listener = listener.tap_io(|socket| {
-        if let Err(e) = socket.set_nodelay(true) {
-            tracing::debug!(cause = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
-}
-
 async fn liveness(State(s): State<HttpState>) -> Response {
     probe(&s, Probe::Liveness, false)
 }
@@ -199,12 +176,12 @@ async fn mcp(State(s): State<HttpState>, request: Request) -> Response {
             s.health.stage().as_str()
         ));
     };
-    let _guard = s.in_flight.enter();
+    let guard = s.in_flight.enter();
+    let method = request.method().clone();
     let (request, id) = match checked_json_rpc(request, s.edge.body_limit).await {
         Ok(checked) => checked,
         Err(answer) => return answer,
     };
-    let ends_session = request.method() == axum::http::Method::DELETE;
     let Ok(mut response) = router.clone().oneshot(request).await;
     // A JSON-RPC message rmcp cannot read as an MCP message (e.g. params of the wrong shape): rmcp says 415, which
     // blames the content type; it is an invalid request.
@@ -225,10 +202,16 @@ async fn mcp(State(s): State<HttpState>, request: Request) -> Response {
     }
     // rmcp answers a session's DELETE with 202 Accepted; clients expect 200 or 204 (the Python SDK logs
     // "Session termination failed: 202" otherwise). The session is gone by then: say so.
-    if ends_session && response.status() == StatusCode::ACCEPTED {
+    if method == Method::DELETE && response.status() == StatusCode::ACCEPTED {
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
-    response
+    // A POST's answer may stream (SSE) after the headers: the drain waits for it. A GET's stream is a session's
+    // channel for server messages, open as long as the session: it is not waited for.
+    if method == Method::POST {
+        body::hold(response, guard)
+    } else {
+        response
+    }
 }
 
 /// A POSTed body that is not a JSON-RPC message gets 400 with the JSON-RPC error (rmcp answers 415, which reads as
