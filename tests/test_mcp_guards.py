@@ -78,6 +78,20 @@ def test_distinct_respects_max_bytes(shared_stack):
     assert "mcp.max_bytes" in r.text
 
 
+def test_lists_of_names_respect_the_limits(shared_stack):
+    """list-collections and list-databases answer within mcp.max_documents / mcp.max_bytes and say when cut."""
+    nexus = shared_stack.nexus("name-lists", mcp={"max_documents": 2, "default_limit": 2})
+    nexus.wait_ready()
+    with shared_stack.mongo.client() as c:
+        names = c.shop.list_collection_names()
+    assert len(names) > 2
+    r = call_tool(nexus.mcp_url, "list-collections", {"database": "shop"})
+    assert not r.is_error, r.text
+    assert len(r.structured["collections"]) == 2 and r.structured["totalCount"] == len(names)
+    assert r.structured["appliedLimits"]["truncatedBy"] == "maxDocuments"
+    assert "showing the first 2: mcp.max_documents" in r.text
+
+
 def test_bad_arguments_are_clear_tool_errors(nexus):
     text = refused(nexus, "find", {"database": "shop", "collection": "orders",
                                    "filter": {"_id": {"$oid": "not-an-object-id"}}})

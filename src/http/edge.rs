@@ -535,4 +535,36 @@ mod tests {
             assert_eq!(bearer_token(value), None, "{value:?}");
         }
     }
+
+    proptest::proptest! {
+        /// Any Host, Origin and Authorization value: no panic; a host that passes is one of the listed names (with
+        /// any port); an Origin that passes is listed; a bearer token is what follows the scheme.
+        #[test]
+        fn headers_never_panic_and_only_listed_values_pass(
+            host in "[ -~]{0,40}",
+            origin in "[ -~]{0,40}",
+            auth in "[ -~]{0,40}",
+        ) {
+            let allowed: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+            if let Ok(value) = HeaderValue::from_str(&host) {
+                let mut r = request("x");
+                r.headers_mut().insert(header::HOST, value);
+                if check_host(&allowed, &r).is_ok() {
+                    let name = host_of(&host.to_ascii_lowercase()).trim_matches(['[', ']']).to_string();
+                    proptest::prop_assert!(allowed.contains(&name), "{host:?} passed as {name:?}");
+                }
+            }
+            if let Ok(value) = HeaderValue::from_str(&origin) {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::ORIGIN, value);
+                let listed = vec!["http://localhost:3000".to_string()];
+                if check_origin(&listed, &headers).is_ok() {
+                    proptest::prop_assert_eq!(origin.trim_end_matches('/').to_ascii_lowercase(), "http://localhost:3000");
+                }
+            }
+            if let Some(token) = bearer_token(&auth) {
+                proptest::prop_assert!(!token.is_empty() && auth.contains(token));
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{AppliedLimits, ToolContext, ToolError, doc_arg, ns, plural};
+use super::{AppliedLimits, ToolContext, ToolError, cap_items, doc_arg, ns, plural};
 use crate::mcp::args::{JsonObject, opt};
 use crate::mcp::ejson;
 use crate::mcp::render::Output;
@@ -57,36 +57,10 @@ pub async fn run(ctx: &ToolContext, a: DistinctArgs) -> Result<Output, ToolError
         ctx.require_collection(&a.database, &a.collection).await?;
     }
     let total = values.len();
-    let max = ctx.guard.max_documents() as usize;
-    let max_bytes = ctx.guard.max_bytes();
-    // Both caps apply, as to documents: at most mcp.max_documents values and mcp.max_bytes of JSON.
-    let mut kept = Vec::with_capacity(total.min(max));
-    let mut bytes = 0u64;
-    let mut cut = None;
-    for value in values {
-        if kept.len() == max {
-            cut = Some("maxDocuments");
-            break;
-        }
-        let value = ejson::relaxed_value(value);
-        let size = serde_json::to_vec(&value).map_or(0, |v| v.len() as u64 + 1);
-        if bytes + size > max_bytes {
-            cut = Some("maxBytes");
-            break;
-        }
-        bytes += size;
-        kept.push(value);
-    }
-    let values = kept;
-    let truncated = cut.is_some();
-    let note = match cut {
-        Some("maxBytes") => format!(
-            " (showing the first {}: mcp.max_bytes = {max_bytes})",
-            values.len()
-        ),
-        Some(_) => format!(" (showing the first {max}: mcp.max_documents)"),
-        None => String::new(),
-    };
+    let values: Vec<Value> = values.into_iter().map(ejson::relaxed_value).collect();
+    let (values, applied_limits) = cap_items(ctx, values);
+    let truncated = applied_limits.truncated_by.is_some();
+    let note = applied_limits.showing(values.len());
     let summary = format!(
         "Field `{}` has {} in {}{note}.",
         a.field,
@@ -100,12 +74,7 @@ pub async fn run(ctx: &ToolContext, a: DistinctArgs) -> Result<Output, ToolError
         values,
         total,
         truncated,
-        applied_limits: AppliedLimits {
-            limit: max as u64,
-            limit_capped_by_max_documents: false,
-            max_bytes,
-            truncated_by: cut.map(str::to_string),
-        },
+        applied_limits,
     });
     Ok(Output::data(summary, structured, "/values"))
 }

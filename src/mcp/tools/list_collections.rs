@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ToolContext, ToolError, plural};
+use super::{AppliedLimits, ToolContext, ToolError, cap_items, plural};
 use crate::mcp::namespace::Namespace;
 use crate::mcp::render::Output;
 
@@ -31,8 +31,11 @@ pub struct CollectionEntry {
 #[serde(rename_all = "camelCase")]
 pub struct ListCollectionsOutput {
     pub database: String,
+    /// The collections, cut to the server's limits (appliedLimits says when).
     pub collections: Vec<CollectionEntry>,
+    /// How many collections this server may use in the database.
     pub total_count: usize,
+    pub applied_limits: AppliedLimits,
 }
 
 pub async fn run(ctx: &ToolContext, a: ListCollectionsArgs) -> Result<Output, ToolError> {
@@ -51,16 +54,19 @@ pub async fn run(ctx: &ToolContext, a: ListCollectionsArgs) -> Result<Output, To
         })
         .collect();
     collections.sort_by(|x, y| x.name.cmp(&y.name));
-    let summary = format!(
-        "Found {} in database {}.",
-        plural(collections.len(), "collection", "collections"),
-        a.database
-    );
     let total_count = collections.len();
+    let (collections, applied_limits) = cap_items(ctx, collections);
+    let summary = format!(
+        "Found {} in database {}{}.",
+        plural(total_count, "collection", "collections"),
+        a.database,
+        applied_limits.showing(collections.len())
+    );
     let structured = json!(ListCollectionsOutput {
         database: a.database,
         collections,
-        total_count
+        total_count,
+        applied_limits,
     });
     Ok(Output::data(summary, structured, "/collections"))
 }

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ToolContext, ToolError, plural};
+use super::{AppliedLimits, ToolContext, ToolError, cap_items, plural};
 use crate::mcp::namespace::DatabaseName;
 use crate::mcp::render::Output;
 
@@ -27,10 +27,12 @@ pub struct DatabaseEntry {
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListDatabasesOutput {
+    /// The databases, cut to the server's limits (appliedLimits says when).
     pub databases: Vec<DatabaseEntry>,
     pub total_count: usize,
     /// Databases that exist but are hidden by mcp.allowed_databases / mcp.denied_databases.
     pub hidden_count: usize,
+    pub applied_limits: AppliedLimits,
 }
 
 pub async fn run(ctx: &ToolContext, _a: ListDatabasesArgs) -> Result<Output, ToolError> {
@@ -52,15 +54,18 @@ pub async fn run(ctx: &ToolContext, _a: ListDatabasesArgs) -> Result<Output, Too
     } else {
         String::new()
     };
-    let summary = format!(
-        "Found {}{hidden}.",
-        plural(databases.len(), "database", "databases")
-    );
     let total_count = databases.len();
+    let (databases, applied_limits) = cap_items(ctx, databases);
+    let summary = format!(
+        "Found {}{hidden}{}.",
+        plural(total_count, "database", "databases"),
+        applied_limits.showing(databases.len())
+    );
     let structured = json!(ListDatabasesOutput {
         databases,
         total_count,
-        hidden_count
+        hidden_count,
+        applied_limits,
     });
     Ok(Output::data(summary, structured, "/databases"))
 }

@@ -38,6 +38,9 @@ use crate::error::ErrorClass;
 use crate::mongo::collect::{Collected, Cut};
 use crate::mongo::{Mongo, MongoError};
 
+/// At most this many collections are read from `listCollections` (the answer is capped further by the limits).
+const MAX_COLLECTION_SPECS: usize = 100_000;
+
 /// What every tool needs.
 #[derive(Clone)]
 pub struct ToolContext {
@@ -190,7 +193,8 @@ impl ToolContext {
                 .map_err(|e| ToolError::Mongo(MongoError::Command(e.to_string())))?;
             specs.extend(batch.iter().filter_map(|b| b.as_document().cloned()));
             let id = cursor.get_i64("id").unwrap_or(0);
-            if id == 0 {
+            // Bounded: names only, but a database may hold very many collections.
+            if id == 0 || specs.len() >= MAX_COLLECTION_SPECS {
                 return Ok(specs);
             }
             reply = self
@@ -354,6 +358,54 @@ impl AppliedLimits {
             String::new()
         } else {
             format!(" ({})", notes.join("; "))
+        }
+    }
+}
+
+/// Keeps the leading items that fit `mcp.max_documents` items and `mcp.max_bytes` of JSON, for answers that are
+/// lists of names or values rather than documents (`distinct`, `list-collections`, `list-databases`); the limits
+/// say which cut, if any.
+pub fn cap_items<T: serde::Serialize>(ctx: &ToolContext, items: Vec<T>) -> (Vec<T>, AppliedLimits) {
+    let max = ctx.guard.max_documents();
+    let max_bytes = ctx.guard.max_bytes();
+    let mut kept = Vec::with_capacity(items.len().min(max as usize));
+    let mut bytes = 0u64;
+    let mut cut = None;
+    for item in items {
+        if kept.len() as u64 == max {
+            cut = Some(Cut::MaxDocuments);
+            break;
+        }
+        let size = serde_json::to_vec(&item).map_or(0, |v| v.len() as u64 + 1);
+        if bytes + size > max_bytes {
+            cut = Some(Cut::MaxBytes);
+            break;
+        }
+        bytes += size;
+        kept.push(item);
+    }
+    let limits = AppliedLimits {
+        limit: max,
+        limit_capped_by_max_documents: false,
+        max_bytes,
+        truncated_by: cut.map(|c| match c {
+            Cut::MaxDocuments => "maxDocuments".into(),
+            Cut::MaxBytes => "maxBytes".into(),
+        }),
+    };
+    (kept, limits)
+}
+
+impl AppliedLimits {
+    /// " (showing the first N: mcp.max_…)" when `cap_items` cut the list.
+    pub fn showing(&self, shown: usize) -> String {
+        match self.truncated_by.as_deref() {
+            Some("maxBytes") => format!(
+                " (showing the first {shown}: mcp.max_bytes = {})",
+                self.max_bytes
+            ),
+            Some(_) => format!(" (showing the first {shown}: mcp.max_documents)"),
+            None => String::new(),
         }
     }
 }
