@@ -22,3 +22,10 @@ def shared_stack(tmp_path_factory):
     s = Stack(tmp_path_factory.mktemp("shared"))
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def mongo(shared_stack):
+    """pymongo straight to the shared stack's MongoDB-wire peer, to check what the tools answer."""
+    with shared_stack.mongo.client() as c:
+        yield c

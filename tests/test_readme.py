@@ -64,12 +64,6 @@ def nexus(shared_stack):
     return n
 
 
-@pytest.fixture(scope="module")
-def mongo(shared_stack):
-    with shared_stack.mongo.client() as c:
-        yield c
-
-
 def run_offline(argv: list[str], tmp_path) -> subprocess.CompletedProcess:
     """Runs `argv` in tests/node with no reachable npm registry and an empty npm cache."""
     cache = tmp_path / "npm-cache"

@@ -37,12 +37,6 @@ def rw(shared_stack):
     return n
 
 
-@pytest.fixture(scope="module")
-def mongo(shared_stack):
-    with shared_stack.mongo.client() as c:
-        yield c
-
-
 def succeeded(r) -> dict:
     """The structured content of a call that the SDK returned (did not throw) and that is not a tool error."""
     assert r.ok, f"the TS SDK threw instead of returning the result: {r.error}"
