@@ -4,8 +4,9 @@
 
 use serde_json::{Value, json};
 
-/// Whether `message` is a JSON-RPC message; otherwise the error to answer with (one JSON line, newline-terminated).
-pub fn check(line: &[u8]) -> Result<(), Vec<u8>> {
+/// Whether `message` is a JSON-RPC message (its id, or null); otherwise the error to answer with (one JSON line,
+/// newline-terminated).
+pub fn check(line: &[u8]) -> Result<Value, Vec<u8>> {
     let value: Value = serde_json::from_slice(line)
         .map_err(|e| error_line(Value::Null, -32700, &format!("parse error: {e}")))?;
     let id = value
@@ -31,7 +32,7 @@ pub fn check(line: &[u8]) -> Result<(), Vec<u8>> {
             "invalid request: \"id\" must be a string or an integer",
         ));
     }
-    Ok(())
+    Ok(id.unwrap_or(Value::Null))
 }
 
 pub fn error_line(id: Value, code: i64, message: &str) -> Vec<u8> {
@@ -53,6 +54,18 @@ mod tests {
         check(line.as_bytes())
             .err()
             .map(|l| serde_json::from_slice(&l).unwrap())
+    }
+
+    #[test]
+    fn good_messages_pass_with_their_id() {
+        assert_eq!(
+            check(br#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#),
+            Ok(json!("a"))
+        );
+        assert_eq!(
+            check(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Ok(Value::Null)
+        );
     }
 
     #[test]

@@ -245,13 +245,7 @@ async fn checked_json_rpc(
             return Err((StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response());
         }
     };
-    if let Err(answer) = crate::jsonrpc::check(&bytes) {
-        return Err(json_rpc_error(answer));
-    }
-    let id = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("id").cloned())
-        .unwrap_or(serde_json::Value::Null);
+    let id = crate::jsonrpc::check(&bytes).map_err(json_rpc_error)?;
     Ok((
         Request::from_parts(parts, axum::body::Body::from(bytes)),
         Some(id),

@@ -115,7 +115,7 @@ async fn read_requests<R: AsyncBufRead + Unpin>(
             continue;
         }
         match check(&line) {
-            Ok(()) => {
+            Ok(_) => {
                 if feed.write_all(&line).await.is_err() || feed.write_all(b"\n").await.is_err() {
                     return;
                 }
