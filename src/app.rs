@@ -400,7 +400,8 @@ fn status_source(
         if let Some(tunnel) = tunnel.get() {
             body["tunnel"] = json!({
                 "state": tunnel.state().borrow().describe(),
-                "localAddr": tunnel.local_addr().to_string(),
+                "localAddr": tunnel.local_addr().map(|a| a.to_string()),
+                "socksAddr": tunnel.socks().map(|s| s.addr.to_string()),
                 "reconnects": t.reconnects.get(),
                 "channelsActive": t.channels_active.get(),
                 "bytesTx": t.bytes_tx.get(),

@@ -8,6 +8,7 @@
 //!
 //! This module reads files (secrets, `*_file` keys) but opens no sockets and knows no component's behaviour.
 
+pub use crate::secret::Secret;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -79,33 +80,6 @@ impl Sources {
     }
 }
 
-/// A secret value: never printed, never serialized.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that must use it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("***")
-    }
-}
-
 /// The MCP transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -126,6 +100,19 @@ pub enum HostKeyPolicy {
     AcceptNew,
     /// Accept any key, with a loud warning at every connect. Never in production.
     InsecureAcceptAny,
+}
+
+/// How the driver reaches MongoDB through the bastion (`tunnel.mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelMode {
+    /// The SOCKS route when the URI needs every member (several hosts, `replicaSet=`, `mongodb+srv://`, TLS);
+    /// else the fixed forward.
+    Auto,
+    /// One fixed local forward to one host (the driver connects to it directly).
+    Forward,
+    /// A SOCKS5 route whose every connection is a channel to the host *name* the driver asks for.
+    Socks,
 }
 
 /// Log output format.
@@ -221,6 +208,7 @@ struct RawSsh {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTunnel {
+    mode: TunnelMode,
     local_listen: String,
     #[serde(default)]
     remote_host: Option<String>,
@@ -374,9 +362,13 @@ pub struct TunnelConfig {
     pub local_listen: SocketAddr,
     /// `local_listen` may be a non-loopback address (an explicit, logged opt-in).
     pub insecure_public_forward: bool,
-    /// The MongoDB host as seen from the bastion.
-    pub remote_host: String,
-    pub remote_port: u16,
+    /// The fixed forward's target (host, port) as seen from the bastion; `None`: no fixed forward (nothing names
+    /// one host, e.g. `mongodb+srv://` without `tunnel.remote_host`).
+    pub forward_to: Option<(String, u16)>,
+    /// Serve the SOCKS5 route (the driver dials each member by name through it).
+    pub socks: bool,
+    /// What the route must reach (the forward's target, or every seed host): opened by `probe_forward`.
+    pub targets: Vec<(String, u16)>,
     pub max_connections: usize,
 }
 
@@ -391,6 +383,9 @@ pub struct MongoConfig {
     pub max_time: Duration,
     #[serde(with = "humantime_serde")]
     pub health_interval: Duration,
+    /// Healthy needs a writable primary (tools may write: `mcp.read_only = false`); otherwise a server matching
+    /// the URI's read preference.
+    pub needs_primary: bool,
 }
 
 /// The MCP tools and their guards.
@@ -628,7 +623,8 @@ fn from_config_error(e: config::ConfigError) -> ConfigError {
 
 fn validate(raw: Raw, insecure_no_auth: bool) -> Result<Config, ConfigError> {
     let server = validate_server(raw.server, insecure_no_auth)?;
-    let mongo = validate_mongo(raw.mongo)?;
+    let mut mongo = validate_mongo(raw.mongo)?;
+    mongo.needs_primary = !raw.mcp.read_only;
     let tunnel = if raw.ssh.enabled {
         Some(validate_tunnel(raw.ssh, raw.tunnel, &mongo.uri)?)
     } else {
@@ -774,6 +770,7 @@ fn validate_mongo(raw: RawMongo) -> Result<MongoConfig, ConfigError> {
         server_selection_timeout: raw.server_selection_timeout,
         max_time: raw.max_time,
         health_interval: raw.health_interval,
+        needs_primary: false,
     })
 }
 
@@ -863,33 +860,45 @@ fn validate_tunnel(
             "must be at least 3: the MongoDB driver keeps monitoring connections besides its pool",
         ));
     }
-    let (remote_host, remote_port) = match (tunnel.remote_host, tunnel.remote_port) {
-        (Some(host), port) => (host, port.unwrap_or(uri.first_host().1)),
-        (None, port) => {
-            if uri.is_srv() {
-                return Err(ConfigError::invalid(
-                    "mongo.uri",
-                    "mongodb+srv:// cannot be resolved through an SSH forward: use mongodb://host:port \
-                     (or set tunnel.remote_host)",
-                ));
-            }
-            if uri.hosts().len() > 1 {
-                return Err(ConfigError::invalid(
-                    "mongo.uri",
-                    "lists several hosts, but one SSH forward reaches one host: list the one to use \
-                     (or set tunnel.remote_host)",
-                ));
-            }
-            let (host, uri_port) = uri.first_host();
-            (host.to_string(), port.unwrap_or(uri_port))
-        }
-    };
-    if remote_port == 0 {
+    if tunnel.remote_port == Some(0) {
         return Err(ConfigError::invalid(
             "tunnel.remote_port",
             "must be between 1 and 65535",
         ));
     }
+    let socks = match tunnel.mode {
+        TunnelMode::Socks => true,
+        TunnelMode::Forward => false,
+        TunnelMode::Auto => uri.needs_member_routing(),
+    };
+    // The fixed forward: to tunnel.remote_host, else to the URI's host when it names one.
+    let forward_to = match (tunnel.remote_host, tunnel.remote_port) {
+        (Some(host), port) => Some((host, port.unwrap_or(uri.first_host().1))),
+        (None, _) if uri.is_srv() => None,
+        (None, _) if !socks && uri.hosts().len() > 1 => {
+            return Err(ConfigError::invalid(
+                "mongo.uri",
+                "lists several hosts, but tunnel.mode = \"forward\" reaches one host: use tunnel.mode = \"auto\" \
+                 (every member through the bastion) or list the one host to use (or set tunnel.remote_host)",
+            ));
+        }
+        (None, port) => {
+            let (host, uri_port) = uri.first_host();
+            Some((host.to_string(), port.unwrap_or(uri_port)))
+        }
+    };
+    if !socks && forward_to.is_none() {
+        return Err(ConfigError::invalid(
+            "mongo.uri",
+            "mongodb+srv:// cannot be reached through one fixed forward (tunnel.mode = \"forward\"): use \
+             tunnel.mode = \"auto\", or mongodb://host:port (or set tunnel.remote_host)",
+        ));
+    }
+    let targets = match (&forward_to, socks) {
+        (Some(target), false) => vec![target.clone()],
+        (_, true) if !uri.is_srv() => uri.hosts().to_vec(),
+        _ => Vec::new(),
+    };
 
     Ok(TunnelConfig {
         jumps,
@@ -910,8 +919,9 @@ fn validate_tunnel(
         reconnect_max_delay: ssh.reconnect_max_delay,
         local_listen,
         insecure_public_forward: tunnel.insecure_public_forward,
-        remote_host,
-        remote_port,
+        forward_to,
+        socks,
+        targets,
         max_connections: tunnel.max_connections,
     })
 }
@@ -1018,7 +1028,7 @@ fn secret_value(
             key,
             format!("set both {key} and {key}_file: keep one"),
         )),
-        (Some(v), None) => Ok(Some(Secret(v))),
+        (Some(v), None) => Ok(Some(Secret::new(v))),
         (None, Some(path)) => {
             let key_file = format!("{key}_file");
             let path = expand_home(&path);
@@ -1033,7 +1043,7 @@ fn secret_value(
                     format!("{} is empty", path.display()),
                 ));
             }
-            Ok(Some(Secret(value)))
+            Ok(Some(Secret::new(value)))
         }
         (None, None) => Ok(None),
     }
@@ -1129,10 +1139,9 @@ mod tests {
         assert!(c.mcp.read_only);
         let t = c.tunnel.unwrap();
         assert_eq!(t.bastion.to_string(), "tunnel@bastion.example.com:22");
-        assert_eq!(
-            (t.remote_host.as_str(), t.remote_port),
-            ("mongo.internal", 27018)
-        );
+        assert_eq!(t.forward_to, Some(("mongo.internal".into(), 27018)));
+        assert!(!t.socks, "a single plain host keeps the fixed forward");
+        assert_eq!(t.targets, vec![("mongo.internal".to_string(), 27018)]);
         assert_eq!(t.keepalive_interval, Duration::from_secs(5));
         assert_eq!(t.host_key_policy, HostKeyPolicy::Strict);
     }
@@ -1294,10 +1303,52 @@ mod tests {
         );
         assert!(e.starts_with("ssh: no authentication method"), "{e}");
         let e = err(
-            "[ssh]\nhost = \"h\"\nuser = \"u\"\nagent=true\n[mongo]\nuri = \"mongodb+srv://c.example\"",
+            "[ssh]\nhost = \"h\"\nuser = \"u\"\nagent=true\n[tunnel]\nmode = \"forward\"\n[mongo]\nuri = \"mongodb+srv://c.example\"",
             &[],
         );
         assert!(e.starts_with("mongo.uri: mongodb+srv://"), "{e}");
+        assert!(e.contains("tunnel.mode = \"auto\""), "{e}");
+        let e = err(
+            "[ssh]\nhost = \"h\"\nuser = \"u\"\nagent=true\n[tunnel]\nmode = \"forward\"\n[mongo]\nuri = \"mongodb://a,b/\"",
+            &[],
+        );
+        assert!(e.starts_with("mongo.uri: lists several hosts"), "{e}");
+        let e = err(
+            "[ssh]\nhost = \"h\"\nuser = \"u\"\nagent=true\n[tunnel]\nmode = \"sideways\"\n[mongo]\nuri = \"mongodb://a/\"",
+            &[],
+        );
+        assert!(e.starts_with("tunnel.mode"), "{e}");
+    }
+
+    #[test]
+    fn the_route_follows_the_uri() {
+        let tunnel = |uri: &str, mode: &str| {
+            let (_d, s) = sources(
+                &format!(
+                    "[ssh]\nhost = \"h\"\nuser = \"u\"\nagent=true\n[tunnel]\nmode = \"{mode}\"\n[mongo]\nuri = \"{uri}\""
+                ),
+                &[],
+            );
+            load(&s).unwrap().tunnel.unwrap()
+        };
+        let rs = tunnel("mongodb://u:p@m0:1,m1:2,m2/?replicaSet=rs0", "auto");
+        assert!(rs.socks);
+        assert_eq!(
+            rs.forward_to,
+            Some(("m0".into(), 1)),
+            "mongosh still gets a forward"
+        );
+        assert_eq!(rs.targets.len(), 3);
+        let srv = tunnel("mongodb+srv://cluster0.example.net/", "auto");
+        assert!(srv.socks);
+        assert_eq!((srv.forward_to, srv.targets.len()), (None, 0));
+        let tls = tunnel("mongodb://docdb.internal:27017/?tls=true", "auto");
+        assert!(tls.socks);
+        let forced = tunnel("mongodb://m:27017/", "socks");
+        assert!(forced.socks);
+        assert_eq!(forced.targets, vec![("m".to_string(), 27017)]);
+        let plain = tunnel("mongodb://m:27017/", "auto");
+        assert!(!plain.socks);
     }
 
     #[test]

@@ -164,6 +164,9 @@ impl CheckStatus {
 /// Explains an unhealthy dependency in a sentence for tool errors (e.g. the tunnel's retry state).
 pub type Explainer = Box<dyn Fn() -> String + Send + Sync>;
 
+/// Adds what a component knows about a dependency to its entry in verbose probe bodies (e.g. MongoDB's members).
+pub type Details = Box<dyn Fn() -> serde_json::Map<String, Value> + Send + Sync>;
+
 struct Check {
     name: &'static str,
     status: Mutex<CheckStatus>,
@@ -171,6 +174,7 @@ struct Check {
     wake: Notify,
     /// Set by the component's owner; without one, the error class is the explanation.
     explainer: OnceLock<Explainer>,
+    details: OnceLock<Details>,
 }
 
 /// Shared health state; cheap to clone.
@@ -218,6 +222,7 @@ impl Health {
                     status: Mutex::new(CheckStatus::PENDING),
                     wake: Notify::new(),
                     explainer: OnceLock::new(),
+                    details: OnceLock::new(),
                 }
             })
             .collect();
@@ -271,6 +276,11 @@ impl Health {
     /// Sets how an unhealthy `name` is explained to tool callers (once).
     pub fn set_explainer(&self, name: &str, explainer: Explainer) {
         let _ = self.find(name).explainer.set(explainer);
+    }
+
+    /// Sets what verbose probe bodies add to `name`'s entry (once). Never a secret.
+    pub fn set_details(&self, name: &str, details: Details) {
+        let _ = self.find(name).details.set(details);
     }
 
     /// Why tool calls cannot run right now: each unhealthy dependency, explained; `None` when all are healthy.
@@ -453,6 +463,11 @@ impl Health {
             let healthy = c.status.lock().unwrap_or_else(|p| p.into_inner()).healthy;
             if let (false, Some(explain)) = (healthy, c.explainer.get()) {
                 body["checks"][c.name]["detail"] = json!(explain());
+            }
+            if let (Some(details), Some(entry)) =
+                (c.details.get(), body["checks"][c.name].as_object_mut())
+            {
+                entry.extend(details());
             }
         }
         if !self.is_started()

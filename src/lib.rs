@@ -22,6 +22,7 @@
 //! - [`deadline`]: a request deadline that pauses while a person answers.
 //! - [`backoff`]: validated exponential backoff with jitter.
 //! - [`probe`]: the `health` subcommand's tiny HTTP client.
+//! - [`secret`]: values that print as `***`.
 
 #![forbid(unsafe_code)]
 
@@ -39,5 +40,6 @@ pub mod mcp;
 pub mod metrics;
 pub mod mongo;
 pub mod probe;
+pub mod secret;
 pub mod supervisor;
 pub mod tunnel;

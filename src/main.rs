@@ -181,9 +181,9 @@ fn init_logging(log: &config::LogConfig) {
 }
 
 /// Dependencies log at `warn` unless the level names them: rmcp's INFO lines carry debug dumps of every request
-/// and session, which drown our own lines (`log.level = "info,rmcp=info"` brings them back).
+/// and session (fast_socks5: two per driver connection), which drown our own lines (`log.level = "info,rmcp=info"` brings them back).
 fn quiet_deps(level: &str) -> String {
-    const QUIET: [&str; 2] = ["rmcp", "mongodb"];
+    const QUIET: [&str; 3] = ["rmcp", "mongodb", "fast_socks5"];
     let mut filter = level.to_string();
     for dep in QUIET {
         if !level.contains(dep) {

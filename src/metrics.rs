@@ -3,6 +3,7 @@
 //! Names and help texts are a contract (dashboards, alert rules and the deployment consistency test read them).
 //! Every family appears in `/metrics` from the start: labelled families are pre-created with their known labels.
 
+use crate::error::ErrorClass;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -220,9 +221,24 @@ pub struct TunnelMetrics {
     /// `nexus_tunnel_bytes_total{direction="rx"}`: bytes received from MongoDB.
     pub bytes_rx: IntCounter,
     /// `nexus_tunnel_connections_refused_total{reason}`: local connections closed at once (`down`, `limit`,
-    /// `open_failed`).
+    /// `open_failed`, `socks_handshake`).
     pub refused: IntCounterVec,
+    /// `nexus_tunnel_channels_opened_total{route}`: channels opened for local connections, by route (`forward`,
+    /// `socks`).
+    pub channels_opened: IntCounterVec,
+    /// `nexus_tunnel_connect_failures_total{class}`: failed attempts to establish the SSH session, by error class
+    /// (`SSH_HOST_KEY_MISMATCH` is a security event).
+    pub connect_failures: IntCounterVec,
 }
+
+/// The SSH connect failures by class, pre-created so a dashboard sees zeros.
+pub const CONNECT_FAILURE_CLASSES: [ErrorClass; 5] = [
+    ErrorClass::SshUnreachable,
+    ErrorClass::SshHostKeyUnknown,
+    ErrorClass::SshHostKeyMismatch,
+    ErrorClass::SshAuthFailed,
+    ErrorClass::ConfigInvalid,
+];
 
 impl TunnelMetrics {
     fn register(r: &Registry) -> Self {
@@ -239,8 +255,28 @@ impl TunnelMetrics {
              (tunnel.max_connections reached), open_failed (the bastion did not open the channel).",
             &["reason"],
         );
-        for reason in ["down", "limit", "open_failed"] {
+        for reason in ["down", "limit", "open_failed", "socks_handshake"] {
             refused.with_label_values(&[reason]);
+        }
+        let channels_opened = counter_vec(
+            r,
+            "tunnel_channels_opened_total",
+            "Channels opened through the SSH session for local connections: route=forward (the fixed forward) or \
+             socks (the route the driver dials each member by name through).",
+            &["route"],
+        );
+        for route in ["forward", "socks"] {
+            channels_opened.with_label_values(&[route]);
+        }
+        let connect_failures = counter_vec(
+            r,
+            "tunnel_connect_failures_total",
+            "Failed attempts to establish the SSH session, by error class (SSH_HOST_KEY_MISMATCH: possible \
+             interception).",
+            &["class"],
+        );
+        for class in CONNECT_FAILURE_CLASSES {
+            connect_failures.with_label_values(&[class.as_str()]);
         }
         Self {
             up: gauge(
@@ -269,6 +305,8 @@ impl TunnelMetrics {
             bytes_tx: bytes.with_label_values(&["tx"]),
             bytes_rx: bytes.with_label_values(&["rx"]),
             refused,
+            channels_opened,
+            connect_failures,
         }
     }
 }
@@ -278,15 +316,54 @@ impl TunnelMetrics {
 pub struct MongoMetrics {
     /// `nexus_mongo_ping_duration_seconds`: round trip of the health `ping`.
     pub ping_duration: Histogram,
+    /// `nexus_mongo_servers{type}`: the servers the driver sees, by type (from its topology events).
+    pub servers: IntGaugeVec,
+    /// `nexus_mongo_primary_changes_total`: times the driver saw a different primary (elections, failovers).
+    pub primary_changes: IntCounter,
 }
+
+/// The `type` label values of `nexus_mongo_servers`.
+pub const SERVER_TYPES: [&str; 7] = [
+    "primary",
+    "secondary",
+    "arbiter",
+    "standalone",
+    "mongos",
+    "other",
+    "unknown",
+];
 
 impl MongoMetrics {
     fn register(r: &Registry) -> Self {
+        let servers = register(
+            r,
+            IntGaugeVec::new(
+                opts(
+                    "mongo_servers",
+                    "MongoDB servers the driver sees, by type (primary, secondary, arbiter, standalone, mongos, \
+                     other, unknown).",
+                ),
+                &["type"],
+            )
+            .expect("valid metric"),
+        );
+        for t in SERVER_TYPES {
+            servers.with_label_values(&[t]);
+        }
         Self {
             ping_duration: latency_histogram(
                 r,
                 "mongo_ping_duration_seconds",
                 "Round trip of the MongoDB health ping through the tunnel.",
+            ),
+            servers,
+            primary_changes: register(
+                r,
+                IntCounter::with_opts(opts(
+                    "mongo_primary_changes_total",
+                    "Times the driver saw a different replica-set primary (elections, failovers).",
+                ))
+                .expect("valid metric"),
             ),
         }
     }
@@ -419,6 +496,10 @@ mod tests {
             "nexus_tunnel_channels_active",
             "nexus_tunnel_bytes_total",
             "nexus_mongo_ping_duration_seconds",
+            "nexus_mongo_servers",
+            "nexus_mongo_primary_changes_total",
+            "nexus_tunnel_channels_opened_total",
+            "nexus_tunnel_connect_failures_total",
             "nexus_mcp_requests_total",
             "nexus_mcp_request_duration_seconds",
             "nexus_mcp_in_flight",

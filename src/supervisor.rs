@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::ErrorClass;
 use crate::health::{self, Health, Observation, Stage};
 use crate::metrics::Metrics;
-use crate::mongo::Mongo;
+use crate::mongo::{Mongo, Route};
 use crate::tunnel::{Tunnel, TunnelError, TunnelState};
 
 /// Retry policy of the mongodb stage.
@@ -110,7 +110,7 @@ impl Supervisor<'_> {
         &self,
         tunnel: Option<&Tunnel>,
     ) -> Result<ClientOptions, StartupError> {
-        Mongo::options(&self.config.mongo, tunnel.map(Tunnel::local_addr))
+        Mongo::options(&self.config.mongo, &route(tunnel))
             .await
             .map_err(|e| StartupError::Fatal {
                 stage: "mongodb",
@@ -176,11 +176,7 @@ impl Supervisor<'_> {
         // The session just authenticated: that is the check's first result, so /ready does not wait an interval.
         self.health
             .record(health::SSH_TUNNEL, tunnel_observation(tunnel).await);
-        log_stage_ok(
-            Stage::Tunnel,
-            started,
-            &format!("forwarding {}", tunnel.local_addr()),
-        );
+        log_stage_ok(Stage::Tunnel, started, &tunnel.describe());
         Ok(())
     }
 
@@ -235,7 +231,7 @@ impl Supervisor<'_> {
         tunnel: Option<&Tunnel>,
     ) -> Result<(), StartupError> {
         self.health.set_stage(Stage::Mongodb);
-        self.explain_mongodb(tunnel);
+        self.explain_mongodb(tunnel, mongo);
         let started = Instant::now();
         let mut backoff =
             Backoff::try_new(MONGO_RETRY_MIN, MONGO_RETRY_MAX).expect("constant policy is valid");
@@ -298,10 +294,12 @@ impl Supervisor<'_> {
 }
 
 impl Supervisor<'_> {
-    /// Tool errors and `/ready?verbose` name a refused forward's target and what to check.
-    fn explain_mongodb(&self, tunnel: Option<&Tunnel>) {
+    /// Tool errors and `/ready?verbose` name a refused forward's target and what to check, or what the driver
+    /// sees of a replica set; `/ready?verbose` lists the members.
+    fn explain_mongodb(&self, tunnel: Option<&Tunnel>, mongo: &Mongo) {
         let tunnel = tunnel.cloned();
         let health = self.health.clone();
+        let topology = mongo.topology().clone();
         self.health.set_explainer(
             health::MONGODB,
             Box::new(move || {
@@ -310,9 +308,47 @@ impl Supervisor<'_> {
                 }
                 let status = health.status(health::MONGODB);
                 let why = status.error.map_or("not checked yet", ErrorClass::summary);
-                format!("{} unhealthy ({why})", health::MONGODB)
+                match topology.view().set_name {
+                    Some(_) => format!(
+                        "{} unhealthy ({why}); {}",
+                        health::MONGODB,
+                        topology.describe()
+                    ),
+                    None => format!("{} unhealthy ({why})", health::MONGODB),
+                }
             }),
         );
+        let topology = mongo.topology().clone();
+        self.health.set_details(
+            health::MONGODB,
+            Box::new(move || {
+                let view = topology.view();
+                let mut details = serde_json::Map::new();
+                if !view.members.is_empty() {
+                    details.insert(
+                        "topology".into(),
+                        serde_json::to_value(view).unwrap_or_default(),
+                    );
+                }
+                details
+            }),
+        );
+    }
+}
+
+/// How the driver reaches MongoDB through `tunnel` (directly without one).
+pub fn route(tunnel: Option<&Tunnel>) -> Route {
+    match tunnel {
+        None => Route::Direct,
+        Some(t) => match (t.socks(), t.local_addr()) {
+            (Some(socks), _) => Route::Socks {
+                addr: socks.addr,
+                username: socks.username.clone(),
+                password: socks.password.clone(),
+            },
+            (None, Some(addr)) => Route::Forward(addr),
+            (None, None) => Route::Direct,
+        },
     }
 }
 
@@ -395,7 +431,6 @@ pub async fn check(
     let stop = CancellationToken::new();
     let _stop_on_return = stop.clone().drop_guard();
 
-    let mut via = None;
     let mut forward = None;
     if let Some(mut cfg) = config.tunnel.clone() {
         // An ephemeral forward: `check` must work beside a running server that holds tunnel.local_listen.
@@ -415,9 +450,9 @@ pub async fn check(
                             Err((*error, message.clone()))
                         }
                         _ => {
-                            via = Some(tunnel.local_addr());
+                            let up = format!("session up; {}", tunnel.describe());
                             forward = Some(tunnel.clone());
-                            Ok("session up".to_string())
+                            Ok(up)
                         }
                     },
                     _ => Err((
@@ -439,15 +474,31 @@ pub async fn check(
     }
 
     let started = Instant::now();
-    let outcome = match Mongo::connect(config.mongo.clone(), via, metrics.mongo.clone()).await {
-        Ok(mongo) => mongodb_attempt(&mongo, forward.as_ref())
-            .await
-            .map(|latency| {
-                format!(
+    let outcome = match Mongo::connect(
+        config.mongo.clone(),
+        &route(forward.as_ref()),
+        metrics.mongo.clone(),
+    )
+    .await
+    {
+        Ok(mongo) => match mongodb_attempt(&mongo, forward.as_ref()).await {
+            Ok(latency) => {
+                let view = mongo
+                    .topology()
+                    .settled(config.mongo.server_selection_timeout)
+                    .await;
+                let mut line = format!(
                     "ping {:.1} ms, listDatabases ok",
                     latency.as_secs_f64() * 1e3
-                )
-            }),
+                );
+                if view.set_name.is_some() || view.members.len() > 1 {
+                    line.push_str("; ");
+                    line.push_str(&mongo.topology().describe());
+                }
+                Ok(line)
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err((e.class(), e.to_string())),
     };
     let failed = outcome.is_err();

@@ -1,10 +1,12 @@
-//! MongoDB through the tunnel: the official driver's client, built once against the fixed local forward (or the
-//! URI's own host when SSH is disabled), the startup check (ping + one command that needs authentication) and the
-//! health ping.
+//! MongoDB through the tunnel: the official driver's client, built once against a [`Route`] (the fixed local
+//! forward, a SOCKS5 proxy through which it reaches every member by name, or the URI's own hosts when SSH is
+//! disabled), the startup check (ping + one command that needs authentication), the health ping, and the
+//! driver's view of the deployment ([`topology`]).
 //!
-//! **Architecture invariant:** no SSH and no MCP types here. The tunnel is only a `SocketAddr` to connect to.
+//! **Architecture invariant:** no SSH and no MCP types here. The tunnel is only addresses to connect to.
 
 pub mod collect;
+pub mod topology;
 pub mod uri;
 
 use std::net::SocketAddr;
@@ -12,11 +14,33 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::doc;
 use mongodb::error::ErrorKind;
-use mongodb::options::{ClientOptions, ServerAddress};
+use mongodb::options::{
+    ClientOptions, ReadPreference, SelectionCriteria, ServerAddress, Socks5Proxy,
+};
 
 use crate::config::MongoConfig;
 use crate::error::ErrorClass;
 use crate::metrics::MongoMetrics;
+use crate::secret::Secret;
+use topology::Topology;
+
+/// How long a health ping waits for a server when the driver's view has none the tools can use.
+const UNSUITABLE_WAIT: Duration = Duration::from_secs(1);
+
+/// How the driver reaches MongoDB.
+#[derive(Clone, Debug)]
+pub enum Route {
+    /// The URI's own hosts (SSH disabled).
+    Direct,
+    /// One fixed local forward to one server: the driver connects there directly.
+    Forward(SocketAddr),
+    /// A SOCKS5 proxy through which the driver dials each server by the name the URI or the server gives.
+    Socks {
+        addr: SocketAddr,
+        username: String,
+        password: Secret,
+    },
+}
 
 /// A MongoDB failure, classified. Messages come from the driver or server and never contain the URI.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -63,24 +87,37 @@ impl From<mongodb::error::Error> for MongoError {
     }
 }
 
+/// Why a `mongodb+srv://` name did not resolve, and the way around it.
+fn srv_unresolved(config: &MongoConfig) -> String {
+    let (host, _) = config.uri.first_host();
+    format!(
+        "the SRV record _mongodb._tcp.{host} could not be resolved from this machine (mongodb+srv:// names are \
+         looked up locally, not through the bastion); write the seed list instead: \
+         mongodb://member1:27017,member2:27017,member3:27017/?replicaSet=NAME&tls=true with the members' names as \
+         the bastion resolves them (`dig SRV _mongodb._tcp.{host}` where it resolves lists them)"
+    )
+}
+
 /// The driver client and what the checks need.
 #[derive(Clone)]
 pub struct Mongo {
     client: mongodb::Client,
     config: MongoConfig,
     metrics: MongoMetrics,
+    topology: Topology,
+    /// What the health ping selects: `None` = a writable primary.
+    health_criteria: Option<SelectionCriteria>,
 }
 
 impl Mongo {
-    /// Parses the driver options: with `via = Some(local forward)`, the driver will connect there with
-    /// `directConnection=true` and the URI's credentials and options. No I/O.
+    /// Parses the driver options for `route`: through a forward, the driver connects to it with
+    /// `directConnection=true` and the URI's credentials and options; through SOCKS5, it keeps the URI's hosts and
+    /// discovers the deployment (replica-set members, `mongodb+srv://` seeds) with every connection going through
+    /// the proxy. Only `mongodb+srv://` does I/O here (the driver's SRV/TXT lookup, which is local).
     ///
     /// # Errors
-    /// [`MongoError::Options`] when the driver rejects the URI's options.
-    pub async fn options(
-        config: &MongoConfig,
-        via: Option<SocketAddr>,
-    ) -> Result<ClientOptions, MongoError> {
+    /// [`MongoError::Options`] when the driver rejects the URI's options or its SRV name does not resolve.
+    pub async fn options(config: &MongoConfig, route: &Route) -> Result<ClientOptions, MongoError> {
         let mut options = ClientOptions::parse(config.uri.expose())
             .await
             .map_err(|e| {
@@ -89,16 +126,33 @@ impl Mongo {
                     ErrorKind::InvalidArgument { ref message, .. } if !message.contains('@') => {
                         message.clone()
                     }
+                    ErrorKind::DnsResolve { .. } if config.uri.is_srv() => srv_unresolved(config),
                     _ => "the driver rejected mongo.uri".into(),
                 })
             })?;
-        if let Some(addr) = via {
-            options.hosts = vec![ServerAddress::Tcp {
-                host: addr.ip().to_string(),
-                port: Some(addr.port()),
-            }];
-            options.direct_connection = Some(true);
-            options.repl_set_name = None;
+        match route {
+            Route::Direct => {}
+            Route::Forward(addr) => {
+                options.hosts = vec![ServerAddress::Tcp {
+                    host: addr.ip().to_string(),
+                    port: Some(addr.port()),
+                }];
+                options.direct_connection = Some(true);
+                options.repl_set_name = None;
+            }
+            Route::Socks {
+                addr,
+                username,
+                password,
+            } => {
+                options.socks5_proxy = Some(
+                    Socks5Proxy::builder()
+                        .host(addr.ip().to_string())
+                        .port(addr.port())
+                        .authentication((username.clone(), password.expose().to_string()))
+                        .build(),
+                );
+            }
         }
         options.server_selection_timeout = Some(config.server_selection_timeout);
         options.connect_timeout = Some(config.server_selection_timeout);
@@ -114,14 +168,25 @@ impl Mongo {
     /// [`MongoError::Options`] when the driver rejects the options.
     pub fn new(
         config: MongoConfig,
-        options: ClientOptions,
+        mut options: ClientOptions,
         metrics: MongoMetrics,
     ) -> Result<Self, MongoError> {
+        let topology = Topology::new(metrics.clone());
+        options.sdam_event_handler = Some(topology.handler());
+        // Healthy means: the tools can run. Writes need a primary; read-only tools need what the URI's read
+        // preference selects (a secondary may do).
+        let health_criteria = if config.needs_primary {
+            None
+        } else {
+            options.selection_criteria.clone()
+        };
         let client = mongodb::Client::with_options(options)?;
         Ok(Self {
             client,
             config,
             metrics,
+            topology,
+            health_criteria,
         })
     }
 
@@ -131,10 +196,10 @@ impl Mongo {
     /// [`MongoError::Options`] when the driver rejects the URI's options.
     pub async fn connect(
         config: MongoConfig,
-        via: Option<SocketAddr>,
+        route: &Route,
         metrics: MongoMetrics,
     ) -> Result<Self, MongoError> {
-        let options = Self::options(&config, via).await?;
+        let options = Self::options(&config, route).await?;
         Self::new(config, options, metrics)
     }
 
@@ -149,21 +214,60 @@ impl Mongo {
         Ok(latency)
     }
 
-    /// One `ping` round trip; records `nexus_mongo_ping_duration_seconds`.
+    /// One `ping` round trip to a server the tools can use (a writable primary unless read-only; else what the
+    /// URI's read preference selects); records `nexus_mongo_ping_duration_seconds`. When the driver's view shows no
+    /// such server, the ping still runs (a pending selection makes the driver re-check every member at once) but
+    /// waits at most [`UNSUITABLE_WAIT`], and the error says what the driver sees.
     ///
     /// # Errors
     /// The classified failure.
     pub async fn ping(&self) -> Result<Duration, MongoError> {
+        let unsuitable = self.topology.can_select(self.health_criteria.as_ref()) == Some(false);
         let started = Instant::now();
-        self.bounded(
-            self.client
-                .database("admin")
-                .run_command(doc! { "ping": 1 }),
-        )
-        .await?;
-        let took = started.elapsed();
-        self.metrics.ping_duration.observe(took.as_secs_f64());
-        Ok(took)
+        let criteria = self
+            .health_criteria
+            .clone()
+            .unwrap_or(SelectionCriteria::ReadPreference(ReadPreference::Primary));
+        let admin = self.client.database("admin");
+        let ping = admin
+            .run_command(doc! { "ping": 1 })
+            .selection_criteria(criteria);
+        let limit = if unsuitable {
+            UNSUITABLE_WAIT.min(self.config.server_selection_timeout)
+        } else {
+            self.config.server_selection_timeout + Duration::from_secs(1)
+        };
+        let result = match tokio::time::timeout(limit, ping.into_future()).await {
+            Ok(result) => result.map_err(MongoError::from),
+            Err(_) => Err(MongoError::Unreachable(format!(
+                "no answer within {} ms",
+                limit.as_millis()
+            ))),
+        };
+        match result {
+            Ok(_) => {
+                let took = started.elapsed();
+                self.metrics.ping_duration.observe(took.as_secs_f64());
+                Ok(took)
+            }
+            Err(MongoError::Unreachable(why)) if self.topology.view().set_name.is_some() => {
+                Err(MongoError::Unreachable(format!(
+                    "no server the tools can use ({}): {}; {why}",
+                    if self.health_criteria.is_none() {
+                        "a writable primary"
+                    } else {
+                        "as mongo.uri's readPreference selects"
+                    },
+                    self.topology.describe()
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The driver's view of the deployment.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     /// The driver client, for query helpers.

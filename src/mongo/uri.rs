@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// A parsed `mongodb://` or `mongodb+srv://` URI. `Debug`, `Display` and `Serialize` show it redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -100,6 +100,33 @@ impl MongoUri {
     /// Whether the URI carries a user name (so the startup check must prove authentication works).
     pub fn has_credentials(&self) -> bool {
         self.user.is_some()
+    }
+
+    /// The value of a non-secret option (`replicaSet`, `tls`, …), matched in any case as the driver does;
+    /// the last one wins. Options that may hold secrets are never returned.
+    pub fn option(&self, name: &str) -> Option<&str> {
+        let (_, query) = self.tail.split_once('?')?;
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name) && !is_secret_option(k))
+            .map(|(_, v)| v)
+            .next_back()
+    }
+
+    /// Whether the driver must reach more than one server, or servers by their own names: several hosts, a
+    /// replica set, `mongodb+srv://`, or TLS (whose certificates name the members). One fixed forward to one
+    /// address cannot serve that; a route that dials any member by name can.
+    pub fn needs_member_routing(&self) -> bool {
+        let on = |k| {
+            self.option(k)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
+        self.srv
+            || self.hosts.len() > 1
+            || self.option("replicaSet").is_some()
+            || on("tls")
+            || on("ssl")
     }
 }
 
@@ -244,6 +271,25 @@ mod tests {
         let ok = MongoUri::parse("mongodb://app:pa55%2Fx@mongo.internal:27018/db?authSource=admin")
             .unwrap();
         assert_eq!(ok.first_host(), ("mongo.internal", 27018));
+    }
+
+    #[test]
+    fn member_routing_follows_the_deployment() {
+        let needs = |u: &str| MongoUri::parse(u).unwrap().needs_member_routing();
+        assert!(!needs("mongodb://app:pw@mongo.internal:27017/shop"));
+        assert!(!needs("mongodb://h/?tls=false&directConnection=true"));
+        assert!(needs("mongodb://a,b,c/shop"));
+        assert!(needs("mongodb://a/?replicaSet=rs0"));
+        assert!(needs("mongodb://a/?ReplicaSet=rs0"));
+        assert!(needs("mongodb+srv://cluster0.example.net/"));
+        assert!(needs("mongodb://a/?TLS=true"));
+        assert!(needs("mongodb://a/?ssl=true"));
+        let uri = MongoUri::parse(
+            "mongodb://a/?tlsCertificateKeyFilePassword=s3cret&replicaSet=x&replicaSet=y",
+        )
+        .unwrap();
+        assert_eq!(uri.option("replicaset"), Some("y"));
+        assert_eq!(uri.option("tlsCertificateKeyFilePassword"), None);
     }
 
     #[test]

@@ -50,8 +50,12 @@ pub enum TunnelError {
     Down(String),
     #[error("SSH session lost: {0}")]
     SessionLost(String),
-    #[error("cannot bind tunnel.local_listen {addr}: {reason}")]
-    Bind { addr: String, reason: String },
+    #[error("cannot bind {what} {addr}: {reason}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        reason: String,
+    },
     #[error(
         "tunnel.local_listen {addr} is in use by another process (another nexus-mcp?); set another port, or port \
          0 when nothing else needs to know it"

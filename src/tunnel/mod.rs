@@ -1,13 +1,16 @@
-//! The in-process SSH tunnel: a russh session to the bastion (through ProxyJump hops if any) and a fixed local
-//! listener whose connections are forwarded over `direct-tcpip` channels to the MongoDB host as the bastion sees
-//! it. The session heals itself: on loss it reconnects with backoff, while the local address never changes.
+//! The in-process SSH tunnel: a russh session to the bastion (through ProxyJump hops if any) and two local
+//! routes over it, each connection a `direct-tcpip` channel: a fixed forward to one host (as the bastion sees it),
+//! and a SOCKS5 route whose every connection goes to the host *name* and port the client asks for (a driver
+//! following a replica set reaches every member this way; names are resolved by the bastion). The session heals
+//! itself: on loss it reconnects with backoff, while the local addresses never change.
 //!
-//! **Architecture invariant:** this module knows nothing of MongoDB or MCP. It exposes [`Tunnel::local_addr`], a
-//! [`TunnelState`] watch, [`Tunnel::probe`] (a session round trip for health checks) and [`Tunnel::dial`] (a
-//! channel to any host:port the bastion can reach, e.g. for a SOCKS front-end later).
+//! **Architecture invariant:** this module knows nothing of MongoDB or MCP. It exposes [`Tunnel::local_addr`],
+//! [`Tunnel::socks`], a [`TunnelState`] watch, [`Tunnel::probe`] (a session round trip for health checks) and
+//! [`Tunnel::dial`] (a channel to any host:port the bastion can reach).
 //!
 //! Layout: `session` (connect + host keys + loss signal), `host_keys` (known_hosts policy), `auth` (agent, key,
-//! password), `reconnect` (the loop that owns the state), `forward` (the local listener), `state`, `error`.
+//! password), `reconnect` (the loop that owns the state), `listen` (the accept loop both routes share and the
+//! metered copy), `forward` and `socks` (what each route does with a connection), `state`, `error`.
 
 mod auth;
 mod error;
@@ -15,8 +18,10 @@ mod forward;
 mod host_keys;
 mod keeper;
 mod known_hosts;
+mod listen;
 mod reconnect;
 mod session;
+mod socks;
 mod state;
 
 use std::net::SocketAddr;
@@ -24,7 +29,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,10 +38,19 @@ pub use state::TunnelState;
 
 use crate::config::TunnelConfig;
 use crate::metrics::TunnelMetrics;
+use crate::secret::Secret;
 use session::Session;
 
 /// A forwarded byte stream: one `direct-tcpip` channel.
 pub type Channel = russh::ChannelStream<russh::client::Msg>;
+
+/// The SOCKS5 route's address and its per-process credentials (so no other local process can use it).
+#[derive(Clone, Debug)]
+pub struct SocksRoute {
+    pub addr: SocketAddr,
+    pub username: String,
+    pub password: Secret,
+}
 
 /// Handle to the running tunnel. Cheap to clone; the tasks stop when the `shutdown` token given to
 /// [`Tunnel::start`] is cancelled.
@@ -50,8 +64,12 @@ pub struct Tunnel {
 /// State shared by the reconnect loop, the accept loop and handles.
 struct Shared {
     config: TunnelConfig,
-    /// The bound local address; never changes, so the MongoDB client is built once.
-    local_addr: SocketAddr,
+    /// The fixed forward's bound address; never changes, so the MongoDB client is built once.
+    local_addr: Option<SocketAddr>,
+    /// The SOCKS5 route, when served.
+    socks: Option<SocksRoute>,
+    /// Local connections carried at once, over both routes (`tunnel.max_connections`).
+    limit: Arc<Semaphore>,
     state: watch::Sender<TunnelState>,
     /// The session forwards are opened on; `None` while down.
     live: RwLock<Option<Arc<Session>>>,
@@ -74,22 +92,26 @@ impl Tunnel {
         metrics: TunnelMetrics,
         shutdown: CancellationToken,
     ) -> Result<Self, TunnelError> {
-        let bind_error = |e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::AddrInUse => TunnelError::AddressInUse {
-                addr: config.local_listen.to_string(),
-            },
-            _ => TunnelError::Bind {
-                addr: config.local_listen.to_string(),
-                reason: e.to_string(),
-            },
+        let forward = match &config.forward_to {
+            Some(_) => Some(bind(config.local_listen, "tunnel.local_listen").await?),
+            None => None,
         };
-        let listener = TcpListener::bind(config.local_listen)
-            .await
-            .map_err(bind_error)?;
-        let local_addr = listener.local_addr().map_err(bind_error)?;
+        // The SOCKS route is for this process's driver only: loopback, a port of the system's choosing.
+        let socks = match config.socks {
+            true => Some(bind(SocketAddr::from(([127, 0, 0, 1], 0)), "the SOCKS5 route").await?),
+            false => None,
+        };
+        let local_addr = forward.as_ref().map(|(_, addr)| *addr);
+        let route = socks.as_ref().map(|(_, addr)| SocksRoute {
+            addr: *addr,
+            username: "nexus-mcp".into(),
+            password: Secret::new(socks::random_password()),
+        });
         let shared = Arc::new(Shared {
+            limit: Arc::new(Semaphore::new(config.max_connections)),
             config,
             local_addr,
+            socks: route,
             state: watch::Sender::new(TunnelState::Connecting { attempt: 1 }),
             live: RwLock::new(None),
             refusal: Mutex::new(None),
@@ -98,14 +120,39 @@ impl Tunnel {
         });
         let tasks = TaskTracker::new();
         tasks.spawn(reconnect::run(shared.clone(), shutdown.clone()));
-        tasks.spawn(forward::serve(listener, shared.clone(), shutdown));
+        if let Some((listener, _)) = forward {
+            tasks.spawn(listen::serve(
+                listener,
+                shared.clone(),
+                listen::Route::Forward,
+                shutdown.clone(),
+            ));
+        }
+        if let Some((listener, _)) = socks {
+            tasks.spawn(listen::serve(
+                listener,
+                shared.clone(),
+                listen::Route::Socks,
+                shutdown,
+            ));
+        }
         tasks.close();
         Ok(Self { shared, tasks })
     }
 
-    /// The local forward's address (fixed for the life of the process).
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The fixed forward's address (fixed for the life of the process); `None` without a forward.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.shared.local_addr
+    }
+
+    /// "forward 127.0.0.1:27999 → mongo:27017, socks5 127.0.0.1:41234 → …", for logs and `check`.
+    pub fn describe(&self) -> String {
+        self.shared.describe_route()
+    }
+
+    /// The SOCKS5 route (address and credentials), when served.
+    pub fn socks(&self) -> Option<&SocksRoute> {
+        self.shared.socks.as_ref()
     }
 
     /// The lifecycle state, updated on every transition.
@@ -156,19 +203,54 @@ impl Tunnel {
             .map(|(channel, _)| channel)
     }
 
-    /// Opens (and closes) one channel to the configured target: whether the bastion forwards to it right now.
+    /// Opens (and closes) one channel to each configured target (`tunnel.targets`): whether the bastion forwards
+    /// to them right now. Succeeds when any target opens (a replica set serves with a member down), or when there
+    /// is no target to check (names that only the driver learns, e.g. from `mongodb+srv://`).
     ///
     /// # Errors
-    /// [`TunnelError::ForwardRefused`] naming the target when the bastion refuses; [`TunnelError::Down`] while
-    /// reconnecting.
+    /// [`TunnelError::ForwardRefused`] naming the target(s) when the bastion refuses every one;
+    /// [`TunnelError::Down`] while reconnecting.
     pub async fn probe_forward(&self) -> Result<(), TunnelError> {
-        let cfg = &self.shared.config;
-        let result = self
-            .shared
-            .dial(&cfg.remote_host, cfg.remote_port, None)
-            .await;
-        self.shared.note_forward(result.as_ref().err());
-        result.map(drop)
+        let targets = &self.shared.config.targets;
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let results = futures::future::join_all(
+            targets
+                .iter()
+                .map(|(host, port)| self.shared.dial(host, *port, None)),
+        )
+        .await;
+        let mut refused = Vec::new();
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(_) => {
+                    self.shared.note_forward(None);
+                    return Ok(());
+                }
+                Err(TunnelError::ForwardRefused { target, reason }) => {
+                    refused.push((target, reason));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let error = match first_error {
+            Some(e) => e,
+            None => {
+                let (targets, reasons): (Vec<_>, Vec<_>) = refused.into_iter().unzip();
+                let mut reasons = reasons;
+                reasons.dedup();
+                TunnelError::ForwardRefused {
+                    target: targets.join(", "),
+                    reason: reasons.join(", "),
+                }
+            }
+        };
+        self.shared.note_forward(Some(&error));
+        Err(error)
     }
 
     /// The bastion's refusal of the latest forward to the configured target (`None` once one opened again).
@@ -186,7 +268,42 @@ impl Tunnel {
     }
 }
 
+/// Binds a local route's listener.
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+) -> Result<(TcpListener, SocketAddr), TunnelError> {
+    let error = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::AddrInUse => TunnelError::AddressInUse {
+            addr: addr.to_string(),
+        },
+        _ => TunnelError::Bind {
+            what,
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        },
+    };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
+}
+
 impl Shared {
+    /// "forward 127.0.0.1:27999 → mongo:27017, socks 127.0.0.1:41234" for logs.
+    fn describe_route(&self) -> String {
+        let mut parts = Vec::new();
+        if let (Some(addr), Some((host, port))) = (self.local_addr, &self.config.forward_to) {
+            parts.push(format!("forward {addr} → {host}:{port}"));
+        }
+        if let Some(socks) = &self.socks {
+            parts.push(format!(
+                "socks5 {} → any host the bastion reaches",
+                socks.addr
+            ));
+        }
+        parts.join(", ")
+    }
+
     fn current(&self) -> Option<Arc<Session>> {
         self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

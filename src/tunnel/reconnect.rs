@@ -41,8 +41,7 @@ pub(super) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                     bastion = %cfg.bastion,
                     hops = cfg.jumps.len() + 1,
                     duration_ms = took.as_millis() as u64,
-                    local_addr = %shared.local_addr,
-                    target = %format_args!("{}:{}", cfg.remote_host, cfg.remote_port),
+                    route = %shared.describe_route(),
                     reconnect = established_before,
                     "tunnel up"
                 );
@@ -78,6 +77,11 @@ pub(super) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             }
             Err(e) => {
                 let class = e.class();
+                shared
+                    .metrics
+                    .connect_failures
+                    .with_label_values(&[class.as_str()])
+                    .inc();
                 let delay = backoff.next_delay();
                 let next_in_ms = delay.as_millis() as u64;
                 if class == ErrorClass::SshHostKeyMismatch {

@@ -58,6 +58,9 @@ class Nexus:
         server.setdefault("listen", f"127.0.0.1:{free_port()}")
         if config.get("ssh", {}).get("enabled", True):
             config.setdefault("tunnel", {}).setdefault("local_listen", f"127.0.0.1:{free_port()}")
+            # The whole suite can run with another route: NEXUS_TEST_TUNNEL_MODE=socks make test-socks.
+            if os.environ.get("NEXUS_TEST_TUNNEL_MODE"):
+                config["tunnel"].setdefault("mode", os.environ["NEXUS_TEST_TUNNEL_MODE"])
         config.setdefault("log", {}).setdefault("format", "json")
         self.config = config
         self.config_path = self.dir / "nexus.toml"
