@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 
 .PHONY: all build release deps demo test test-unit test-integration lint fmt clean bench bench-deps bench-peers bench-quick soak
 
-.PHONY: demo-deps demo-heal install
+.PHONY: demo-deps demo-heal install pin-images check-pins
 
 all: build
 
@@ -39,6 +39,15 @@ demo-heal:
 ## The release build, installed as $(PREFIX)/bin/nexus-mcp (e.g. `make install PREFIX=~/.local`).
 install: release
 	$(CARGO) install --locked --path . --root $(PREFIX)
+
+## Online, when cutting a release: resolves the image tags of k8s/kustomization.yaml and the Dockerfile's FROMs to
+## digests and writes them (crane or skopeo on PATH). Review and commit the diff.
+pin-images:
+	$(PY) scripts/pin-images.py pin
+
+## The release gate (offline): fails while a built manifest or the Dockerfile uses a tag without a digest.
+check-pins:
+	$(PY) scripts/pin-images.py check
 
 lint:
 	$(CARGO) fmt --all -- --check

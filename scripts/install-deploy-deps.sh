@@ -32,4 +32,6 @@ if [ ! -x .run/tools/promtool ]; then
   dpkg-deb -x .run/cache/prometheus_*.deb .run/cache/prometheus-pkg
   cp .run/cache/prometheus-pkg/usr/bin/promtool .run/tools/promtool
 fi
+command -v kubectl >/dev/null \
+  || say "warning: kubectl not found: validate-deploy.sh needs it (kubectl kustomize); install kubectl >= 1.27"
 say "ready: $(.run/tools/promtool --version 2>&1 | head -1), hadolint $(.venv/bin/hadolint --version | head -1)"
