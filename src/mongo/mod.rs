@@ -69,14 +69,21 @@ impl MongoError {
     }
 }
 
+/// The driver's message without its debugging frame ("Kind: …, labels: {}, source: None, …"): what went wrong,
+/// in one line.
+pub fn driver_message(e: &mongodb::error::Error) -> String {
+    crate::error::first_line(&e.kind.to_string())
+}
+
 impl From<mongodb::error::Error> for MongoError {
     fn from(e: mongodb::error::Error) -> Self {
-        let message = crate::error::first_line(&e.to_string());
+        let message = driver_message(&e);
         match *e.kind {
             ErrorKind::Authentication { .. } => Self::AuthFailed(message),
             ErrorKind::Command(ref c) if matches!(c.code, 13 | 18) => Self::AuthFailed(message),
             ErrorKind::Command(ref c) if c.code == 50 => Self::Timeout(message),
             ErrorKind::Io(_)
+            | ErrorKind::ProxyConnect { .. }
             | ErrorKind::ServerSelection { .. }
             | ErrorKind::ConnectionPoolCleared { .. } => Self::Unreachable(message),
             ErrorKind::InvalidArgument { .. }

@@ -30,6 +30,10 @@ pub struct Member {
     /// Why the driver could not check it (a class summary such as "unreachable").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
+    /// The driver's first line about it (e.g. "invalid peer certificate: UnknownIssuer"), for explanations only:
+    /// not in probe bodies, which carry classes.
+    #[serde(skip)]
+    pub cause: Option<String>,
 }
 
 /// The latest view.
@@ -117,9 +121,10 @@ impl Topology {
         let members = view
             .members
             .iter()
-            .map(|m| match m.error {
-                Some(e) => format!("{} {} ({e})", m.address, m.kind),
-                None => format!("{} {}", m.address, m.kind),
+            .map(|m| match (m.error, &m.cause) {
+                (Some(e), Some(cause)) => format!("{} {} ({e}: {cause})", m.address, m.kind),
+                (Some(e), None) => format!("{} {} ({e})", m.address, m.kind),
+                _ => format!("{} {}", m.address, m.kind),
             })
             .collect::<Vec<_>>()
             .join(", ");
@@ -151,6 +156,7 @@ impl Topology {
                 error: info
                     .error()
                     .map(|e| MongoError::from(e.clone()).class().summary()),
+                cause: info.error().map(super::driver_message),
             })
             .collect();
         members.sort_by(|a, b| a.address.cmp(&b.address));
