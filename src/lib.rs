@@ -10,9 +10,10 @@
 //! - [`config`]: layered sources → validated [`config::Config`] with one sub-config per component.
 //! - [`app`]: wires the components; owns shutdown. The only place that knows them all.
 //! - [`supervisor`]: staged startup and the background dependency checks.
-//! - [`tunnel`]: SSH session, host keys, auth, jump hosts, local forward, reconnect loop. Knows nothing of
-//!   MongoDB or MCP.
-//! - [`mongo`]: the driver client over the tunnel, startup check and health ping. No MCP or SSH types.
+//! - [`tunnel`]: SSH session, host keys, auth, jump hosts, the fixed forward and the SOCKS5 route, reconnect
+//!   loop. Knows nothing of MongoDB or MCP.
+//! - [`mongo`]: the driver client over a route, startup check, health ping, the driver's view of the
+//!   deployment. No MCP or SSH types.
 //! - [`health`]: named checks with hysteresis, startup latch, probe bodies.
 //! - [`http`]: the axum router (probes, `/metrics`, `/mcp`).
 //! - [`metrics`]: the registry and per-component metric families.

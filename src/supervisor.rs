@@ -289,6 +289,9 @@ impl Supervisor<'_> {
             self.stop.clone(),
         ));
         log_stage_ok(Stage::Mongodb, started, "ping and listDatabases answered");
+        if let Some(hint) = one_member_hint(mongo, tunnel) {
+            tracing::warn!(hint, "mongo.uri reaches one member of a replica set");
+        }
         Ok(())
     }
 }
@@ -334,6 +337,21 @@ impl Supervisor<'_> {
             }),
         );
     }
+}
+
+/// Through the fixed forward the driver talks to one server only: when that server is a replica-set member, a
+/// step-down (or a secondary) means failed writes until someone edits the URI. Says how to follow the set.
+fn one_member_hint(mongo: &Mongo, tunnel: Option<&Tunnel>) -> Option<String> {
+    let tunnel = tunnel?;
+    if tunnel.socks().is_some() {
+        return None;
+    }
+    let set = mongo.topology().view().set_name?;
+    Some(format!(
+        "the server behind the fixed forward is a member of replica set {set}; add replicaSet={set} to mongo.uri \
+         (or set tunnel.mode = \"socks\") so nexus-mcp reaches every member through the bastion and follows the \
+         primary across elections"
+    ))
 }
 
 /// How the driver reaches MongoDB through `tunnel` (directly without one).
@@ -494,6 +512,10 @@ pub async fn check(
                 if view.set_name.is_some() || view.members.len() > 1 {
                     line.push_str("; ");
                     line.push_str(&mongo.topology().describe());
+                }
+                if let Some(hint) = one_member_hint(&mongo, forward.as_ref()) {
+                    line.push_str("; hint: ");
+                    line.push_str(&hint);
                 }
                 Ok(line)
             }

@@ -74,6 +74,19 @@ def test_a_replica_set_uri_works_unchanged_and_every_member_is_reached_through_t
            f"{rs.hosts[2]} secondary" in check.stdout, check.stdout
 
 
+def test_a_uri_naming_one_member_keeps_the_forward_and_says_how_to_follow_the_set(stack, rs):
+    nexus = stack.nexus(mongo={"uri": f"mongodb://{rs.hosts[0]}/"})
+    nexus.wait_ready()
+    assert nexus.metric('nexus_tunnel_channels_opened_total{route="forward"}') >= 1
+    assert nexus.metric('nexus_tunnel_channels_opened_total{route="socks"}') == 0
+    hint = "the server behind the fixed forward is a member of replica set rs0; add replicaSet=rs0 to mongo.uri"
+    warned = [line for line in nexus.log_lines() if line.get("message") == "mongo.uri reaches one member of a replica set"]
+    assert len(warned) == 1 and warned[0]["hint"].startswith(hint), warned
+    check = nexus.run("check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "; hint: " + hint in check.stdout, check.stdout
+
+
 def test_a_member_the_bastion_cannot_reach_is_unknown_and_the_set_still_serves(stack, rs, tmp_path):
     # This bastion forwards to members 0 and 1 only; member 2 is up (pymongo reaches it directly) but not from
     # the bastion — so nexus-mcp, which reaches members only through the bastion, must see it as unknown.

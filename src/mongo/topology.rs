@@ -185,8 +185,15 @@ impl Topology {
         }
         state.description = Some(description.clone());
         drop(state);
+        // With one direct connection the topology has no set name, but the member still says which set it is in.
+        let set_name = description.set_name().cloned().or_else(|| {
+            description
+                .servers()
+                .values()
+                .find_map(|info| info.replica_set_name().map(str::to_string))
+        });
         self.view.send_replace(View {
-            set_name: description.set_name().cloned(),
+            set_name,
             primary,
             members,
         });
