@@ -15,8 +15,11 @@ use crate::config::AuditTarget;
 pub struct RequestMeta {
     /// `X-Request-Id` as received (if well-formed) or generated.
     pub id: String,
-    /// The bearer token's *name*, `anonymous@<ip>` without tokens, or `stdio`.
+    /// The bearer token's *name*, an access token's `sub` (and client), `anonymous@<ip>` without tokens, or
+    /// `stdio`.
     pub caller: String,
+    /// The tool classes the caller's credentials grant (all but for OAuth access tokens).
+    pub grants: crate::access::Grants,
 }
 
 impl RequestMeta {

@@ -8,6 +8,7 @@
 //!
 //! This module reads files (secrets, `*_file` keys) but opens no sockets and knows no component's behaviour.
 
+pub use crate::http::oauth::OAuthConfig;
 pub use crate::secret::Secret;
 use std::collections::HashMap;
 use std::fmt;
@@ -167,6 +168,51 @@ struct RawServer {
     #[serde(with = "humantime_serde")]
     shutdown_grace: Duration,
     audit_log: String,
+    #[serde(default)]
+    oauth: Option<RawOAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth {
+    issuer: String,
+    audience: String,
+    #[serde(default)]
+    jwks_url: Option<String>,
+    #[serde(default = "default_oauth_algorithms")]
+    algorithms: Vec<String>,
+    #[serde(default = "default_oauth_leeway", with = "humantime_serde")]
+    leeway: Duration,
+    #[serde(default)]
+    scopes: RawScopes,
+}
+
+fn default_oauth_algorithms() -> Vec<String> {
+    ["RS256", "PS256", "ES256", "ES384", "EdDSA"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_oauth_leeway() -> Duration {
+    Duration::from_secs(60)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawScopes {
+    read: String,
+    write: String,
+    admin: String,
+}
+
+impl Default for RawScopes {
+    fn default() -> Self {
+        Self {
+            read: "mongodb:read".into(),
+            write: "mongodb:write".into(),
+            admin: "mongodb:admin".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,6 +351,8 @@ pub struct ServerConfig {
     pub audit_log: AuditTarget,
     /// `--insecure-no-auth`: serve a non-loopback address without tokens (warned at every start).
     pub insecure_no_auth: bool,
+    /// `[server.oauth]`: access tokens from an identity provider, beside (or instead of) the tokens file.
+    pub oauth: Option<OAuthConfig>,
 }
 
 /// Where audit lines go.
@@ -715,13 +763,15 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         }
         path => AuditTarget::File(expand_home(Path::new(path))),
     };
+    let oauth = raw.oauth.map(validate_oauth).transpose()?;
     let listen_is_loopback = listen.ip().is_loopback();
-    if !listen_is_loopback && raw.auth_tokens_file.is_none() && !insecure_no_auth {
+    if !listen_is_loopback && raw.auth_tokens_file.is_none() && oauth.is_none() && !insecure_no_auth
+    {
         return Err(ConfigError::invalid(
             "server.auth_tokens_file",
             format!(
                 "server.listen {listen} is reachable from other hosts, but no bearer tokens are configured: set \
-                 server.auth_tokens_file (lines of `name:token`), listen on 127.0.0.1, or pass --insecure-no-auth \
+                 server.auth_tokens_file (lines of `name:token`) or [server.oauth], listen on 127.0.0.1, or pass --insecure-no-auth \
                  to serve without authentication"
             ),
         ));
@@ -747,7 +797,83 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         shutdown_grace: raw.shutdown_grace,
         audit_log,
         insecure_no_auth,
+        oauth,
     })
+}
+
+fn validate_oauth(raw: RawOAuth) -> Result<OAuthConfig, ConfigError> {
+    secure_url("server.oauth.issuer", &raw.issuer)?;
+    if let Some(url) = &raw.jwks_url {
+        secure_url("server.oauth.jwks_url", url)?;
+    }
+    if !(raw.audience.starts_with("https://") || raw.audience.starts_with("http://")) {
+        return Err(ConfigError::invalid(
+            "server.oauth.audience",
+            "must be the absolute URL clients use for this server's /mcp, e.g. https://nexus.example.com/mcp",
+        ));
+    }
+    if raw.algorithms.is_empty() {
+        return Err(ConfigError::invalid(
+            "server.oauth.algorithms",
+            "must list at least one algorithm",
+        ));
+    }
+    let algorithms = raw
+        .algorithms
+        .iter()
+        .map(|a| crate::http::oauth::parse_algorithm(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|why| ConfigError::invalid("server.oauth.algorithms", why))?;
+    bounded_duration("server.oauth.leeway", raw.leeway)?;
+    for (key, scope) in [
+        ("server.oauth.scopes.read", &raw.scopes.read),
+        ("server.oauth.scopes.write", &raw.scopes.write),
+        ("server.oauth.scopes.admin", &raw.scopes.admin),
+    ] {
+        if scope.is_empty() || scope.contains(char::is_whitespace) {
+            return Err(ConfigError::invalid(
+                key,
+                "must be one scope name without spaces",
+            ));
+        }
+    }
+    Ok(OAuthConfig {
+        issuer: raw.issuer,
+        audience: raw.audience,
+        jwks_url: raw.jwks_url,
+        algorithms,
+        leeway: raw.leeway,
+        scope_read: raw.scopes.read,
+        scope_write: raw.scopes.write,
+        scope_admin: raw.scopes.admin,
+    })
+}
+
+/// An identity provider's URL: https, except on a loopback address (local IdPs and tests).
+fn secure_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(ConfigError::invalid(key, "must be an https:// URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("{url} must be https:// (plain http is allowed only on a loopback address)"),
+        ))
+    }
 }
 
 fn validate_mongo(raw: RawMongo) -> Result<MongoConfig, ConfigError> {

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`config`]: layered sources → validated [`config::Config`] with one sub-config per component.
+//! - [`access`]: tool classes and what a caller's credentials grant.
 //! - [`app`]: wires the components; owns shutdown. The only place that knows them all.
 //! - [`supervisor`]: staged startup and the background dependency checks.
 //! - [`tunnel`]: SSH session, host keys, auth, jump hosts, the fixed forward and the SOCKS5 route, reconnect
@@ -27,6 +28,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod app;
 pub mod audit;
 pub mod backoff;

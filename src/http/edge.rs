@@ -16,9 +16,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::body;
 use super::envelope::Envelope;
+use super::oauth::{TokenError, Verifier};
 use super::rate::RateLimiter;
 use super::sessions::{Full, SessionLimits};
 use super::tokens::Tokens;
+use crate::access::{Grants, ToolClass};
 use crate::audit::RequestMeta;
 use crate::deadline::Deadline;
 
@@ -55,6 +57,18 @@ pub struct Edge {
     pub metrics_require_auth: bool,
     /// `nexus_http_rejected_total{reason}`.
     pub rejected: IntCounterVec,
+    /// `[server.oauth]`: access tokens checked against the issuer's keys.
+    pub oauth: Option<Arc<Verifier>>,
+    /// The class of a tool by name (`None`: no such tool; the MCP layer answers that).
+    pub tool_class: fn(&str) -> Option<ToolClass>,
+}
+
+/// Why a request was not authenticated.
+enum AuthFailure {
+    /// 401: no token, or one that is not valid.
+    Denied(String, Option<TokenError>),
+    /// 503: the issuer's keys cannot be fetched (and none are cached).
+    Unavailable(TokenError),
 }
 
 /// The request id of a request, for handlers and logs.
@@ -103,7 +117,7 @@ pub async fn guard_mcp(
     request: Request,
     next: Next,
 ) -> Response {
-    let (mut request, caller, message) = match edge.admit(request, peer).await {
+    let (mut request, (caller, grants), message) = match edge.admit(request, peer).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
@@ -140,7 +154,9 @@ pub async fn guard_mcp(
         .extensions()
         .get::<RequestId>()
         .map_or_else(RequestMeta::new_id, |r| r.0.clone());
-    request.extensions_mut().insert(RequestMeta { id, caller });
+    request
+        .extensions_mut()
+        .insert(RequestMeta { id, caller, grants });
     let deadline = Deadline::after(edge.timeout);
     request.extensions_mut().insert(deadline.clone());
     let handled = async {
@@ -185,9 +201,9 @@ pub async fn guard_metrics(
 ) -> Response {
     if edge.metrics_require_auth
         && !peer.ip().is_loopback()
-        && let Err(why) = edge.authenticate(request.headers(), peer)
+        && let Err(failure) = edge.authenticate(request.headers(), peer).await
     {
-        return edge.unauthorized(why);
+        return edge.refuse_auth(failure);
     }
     next.run(request).await
 }
@@ -199,7 +215,7 @@ impl Edge {
         &self,
         request: Request,
         peer: SocketAddr,
-    ) -> Result<(Request, String, Envelope), Response> {
+    ) -> Result<(Request, (String, Grants), Envelope), Response> {
         if request.headers().get_all(header::HOST).iter().count() > 1 {
             return Err(self.reject("host", StatusCode::BAD_REQUEST, "more than one Host header"));
         }
@@ -209,9 +225,10 @@ impl Edge {
         if let Err(why) = check_origin(&self.allowed_origins, request.headers()) {
             return Err(self.reject("origin", StatusCode::FORBIDDEN, &why));
         }
-        let caller = self
+        let (caller, grants) = self
             .authenticate(request.headers(), peer)
-            .map_err(|why| self.unauthorized(why))?;
+            .await
+            .map_err(|failure| self.refuse_auth(failure))?;
         if let Err(wait) = self.rate.check(&caller) {
             let mut r = self.reject(
                 "rate",
@@ -243,8 +260,13 @@ impl Edge {
             .await
             .map_err(|e| self.refuse_body(&e))?;
         let message = Envelope::peek(&bytes);
+        if message.method.as_deref() == Some("tools/call")
+            && let Some(refusal) = self.refuse_scope(grants, &bytes)
+        {
+            return Err(refusal);
+        }
         let request = Request::from_parts(parts, axum::body::Body::from(bytes));
-        Ok((request, caller, message))
+        Ok((request, (caller, grants), message))
     }
 
     /// A call's response: the in-flight slot and the deadline last until its body has been sent. Past the
@@ -357,28 +379,111 @@ impl Edge {
             .into_response()
     }
 
-    /// The caller's identity: the token's name, or `anonymous@<ip>` when authentication is off.
-    fn authenticate(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<String, &'static str> {
-        if !self.tokens.enabled() {
-            return Ok(format!("anonymous@{}", peer.ip()));
+    /// The caller's identity and grants: the static token's name (every class), an access token's subject and
+    /// the classes its scopes grant, or `anonymous@<ip>` when authentication is off.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+    ) -> Result<(String, Grants), AuthFailure> {
+        if !self.tokens.enabled() && self.oauth.is_none() {
+            return Ok((format!("anonymous@{}", peer.ip()), Grants::ALL));
         }
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token);
         let Some(token) = presented else {
-            return Err("missing bearer token (Authorization: Bearer <token>)");
+            return Err(AuthFailure::Denied(
+                "missing bearer token (Authorization: Bearer <token>)".into(),
+                None,
+            ));
         };
-        self.tokens.identify(token).ok_or("invalid bearer token")
+        if let Some(verifier) = &self.oauth
+            && Verifier::looks_like_jwt(token)
+        {
+            return match verifier.verify(token).await {
+                Ok(principal) => Ok((principal.caller, principal.grants)),
+                Err(e @ TokenError::KeysUnavailable(_)) => Err(AuthFailure::Unavailable(e)),
+                Err(e) => Err(AuthFailure::Denied(e.to_string(), Some(e))),
+            };
+        }
+        match self.tokens.identify(token) {
+            Some(name) => Ok((name, Grants::ALL)),
+            None => Err(AuthFailure::Denied("invalid bearer token".into(), None)),
+        }
     }
 
-    fn unauthorized(&self, why: &str) -> Response {
-        let mut r = self.reject("auth", StatusCode::UNAUTHORIZED, why);
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"nexus-mcp\""),
-        );
-        r
+    fn refuse_auth(&self, failure: AuthFailure) -> Response {
+        match failure {
+            AuthFailure::Denied(why, error) => {
+                let mut r = self.reject("auth", StatusCode::UNAUTHORIZED, &why);
+                let challenge = match &self.oauth {
+                    Some(verifier) => {
+                        let error = error.unwrap_or_else(|| TokenError::Invalid(why.clone()));
+                        let presented =
+                            why != "missing bearer token (Authorization: Bearer <token>)";
+                        verifier.challenge(presented.then_some(&error))
+                    }
+                    None => "Bearer realm=\"nexus-mcp\"".to_string(),
+                };
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
+                r
+            }
+            AuthFailure::Unavailable(e) => {
+                tracing::warn!(cause = %e, "oauth: a token could not be checked");
+                let mut r = self.reject(
+                    "auth",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the identity provider's signing keys are unavailable; try again shortly",
+                );
+                retry_after(&mut r, Duration::from_secs(5));
+                r
+            }
+        }
+    }
+
+    /// 403 for a `tools/call` whose tool needs a scope the caller's token lacks (the MCP layer refuses it too).
+    fn refuse_scope(&self, grants: Grants, body: &[u8]) -> Option<Response> {
+        let (Some(verifier), false) = (&self.oauth, grants == Grants::ALL) else {
+            return None;
+        };
+        #[derive(serde::Deserialize)]
+        struct Call {
+            method: String,
+            params: Option<Params>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Params {
+            name: String,
+        }
+        let Ok(Call {
+            method,
+            params: Some(Params { name }),
+        }) = serde_json::from_slice::<Call>(body)
+        else {
+            return None;
+        };
+        let class = match method.as_str() {
+            "tools/call" => (self.tool_class)(&name),
+            _ => None,
+        };
+        match class {
+            Some(class) if !grants.allows(class) => {
+                let why = format!(
+                    "the access token lacks scope {} that tool {name} needs",
+                    verifier.scope_for(class)
+                );
+                let mut r = self.reject("scope", StatusCode::FORBIDDEN, &why);
+                if let Ok(value) = HeaderValue::from_str(&verifier.insufficient(class)) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
+                Some(r)
+            }
+            _ => None,
+        }
     }
 }
 

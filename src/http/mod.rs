@@ -14,6 +14,7 @@ pub mod body;
 pub mod conn;
 pub mod edge;
 pub mod envelope;
+pub mod oauth;
 pub mod rate;
 pub mod sessions;
 pub mod tokens;
@@ -106,10 +107,26 @@ pub fn router(state: HttpState) -> Router {
         .route("/ready", get(readiness))
         .route("/startup", get(startup))
         .route("/metrics", get(metrics).layer(guard_metrics))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{*resource}",
+            get(resource_metadata),
+        )
         .route("/mcp", any(mcp).layer(guard_mcp.clone()))
         .route("/mcp/{*rest}", any(mcp).layer(guard_mcp))
         .layer(from_fn(edge::stamp))
         .with_state(state)
+}
+
+/// RFC 9728 Protected Resource Metadata, when `[server.oauth]` is on (404 otherwise).
+async fn resource_metadata(State(s): State<HttpState>) -> Response {
+    match &s.edge.oauth {
+        Some(verifier) => axum::Json(verifier.metadata()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn liveness(State(s): State<HttpState>) -> Response {

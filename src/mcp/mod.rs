@@ -8,6 +8,7 @@ pub mod ejson;
 pub mod guard;
 pub mod namespace;
 pub mod render;
+pub mod scopes;
 pub mod server;
 pub mod stdio;
 pub mod tools;

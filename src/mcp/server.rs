@@ -28,10 +28,12 @@ use tracing::Instrument as _;
 
 use super::render::Output;
 use super::tools::{self, Confirmation, Confirmer, ToolContext, ToolError};
+use crate::access::Grants;
 use crate::audit::{self, Audit, AuditRecord, RequestMeta};
 use crate::deadline::Deadline;
 use crate::error::ErrorClass;
 use crate::health::Health;
+use crate::mcp::scopes::tool_class;
 use crate::metrics::McpMetrics;
 use crate::mongo::MongoError;
 
@@ -860,6 +862,7 @@ fn request_meta(context: &RequestContext<RoleServer>) -> RequestMeta {
         .unwrap_or_else(|| RequestMeta {
             id: RequestMeta::new_id(),
             caller: "stdio".into(),
+            grants: Grants::ALL,
         })
 }
 
@@ -953,10 +956,21 @@ impl ServerHandler for NexusServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let _timed = Timed::start(&self.metrics, "tools/list");
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        let grants = request_meta(&context).grants;
+        if grants == Grants::ALL {
+            return Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()));
+        }
+        // An OAuth caller sees only the tools its scopes grant.
+        let granted = self
+            .tools
+            .iter()
+            .filter(|t| tool_class(&t.name).is_some_and(|c| grants.allows(c)))
+            .cloned()
+            .collect();
+        Ok(ListToolsResult::with_all_items(granted))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -972,6 +986,15 @@ impl ServerHandler for NexusServer {
         let meta = request_meta(&context);
         let started = Instant::now();
         let tool = request.name.to_string();
+        if let Some(class) = tool_class(&tool)
+            && !meta.grants.allows(class)
+        {
+            // The HTTP edge answers 403 first; this holds for any path around it.
+            return Err(ErrorData::invalid_request(
+                format!("the access token's scopes do not cover tool {tool}"),
+                None,
+            ));
+        }
         let arguments = request
             .arguments
             .as_ref()
@@ -1023,9 +1046,12 @@ impl ServerHandler for NexusServer {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let _timed = Timed::start(&self.metrics, "resources/list");
+        if !request_meta(&context).grants.read {
+            return Ok(ListResourcesResult::with_all_items(Vec::new()));
+        }
         let resource = |uri: &str, name: &str, description: &str| {
             let mut r = Resource::new(uri, name);
             r.description = Some(description.into());
@@ -1049,9 +1075,15 @@ impl ServerHandler for NexusServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let _timed = Timed::start(&self.metrics, "resources/read");
+        if !request_meta(&context).grants.read {
+            return Err(ErrorData::invalid_request(
+                "the access token's scopes do not cover reading resources",
+                None,
+            ));
+        }
         let value = match request.uri.as_str() {
             STATUS_URI => (self.status)(),
             CONFIG_URI => (*self.config).clone(),
@@ -1196,6 +1228,7 @@ mod tests {
             let meta = RequestMeta {
                 id: "r".into(),
                 caller: "c".into(),
+                grants: Grants::ALL,
             };
             let record = audit_record(
                 meta,
