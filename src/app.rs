@@ -115,11 +115,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         session_idle_timeout: config.server.session_idle_timeout,
         metrics_require_auth: config.server.metrics_require_auth,
         rejected: metrics.http.rejected.clone(),
-        oauth: config
-            .server
-            .oauth
-            .clone()
-            .map(|o| Arc::new(crate::http::oauth::Verifier::new(o))),
+        oauth: config.server.oauth.clone().map(|o| {
+            Arc::new(crate::http::oauth::Verifier::new(
+                o,
+                metrics.http.jwks_fetches.clone(),
+            ))
+        }),
         tool_class: crate::mcp::scopes::tool_class,
     });
 

@@ -428,11 +428,19 @@ pub struct HttpMetrics {
     pub connections: IntGauge,
     /// `nexus_http_sessions`: legacy MCP sessions open.
     pub sessions: IntGauge,
+    /// `nexus_oauth_jwks_fetches_total{outcome}`: fetches of the OAuth issuer's keys (`ok`, `failed`).
+    pub jwks_fetches: IntCounterVec,
 }
 
 /// Why the edge refuses a request (or a connection).
-pub const REJECT_REASONS: [&str; 10] = [
+pub const REJECT_REASONS: [&str; 16] = [
     "auth",
+    "token_expired",
+    "token_invalid",
+    "bad_audience",
+    "bad_issuer",
+    "insufficient_scope",
+    "auth_unavailable",
     "host",
     "origin",
     "limit",
@@ -449,7 +457,9 @@ impl HttpMetrics {
         let rejected = counter_vec(
             r,
             "http_rejected_total",
-            "HTTP requests refused at the edge: reason=auth (401), host or origin (403), limit (503, max_in_flight), \
+            "HTTP requests refused at the edge: reason=auth (401: a missing or unknown bearer token), token_expired, \
+             token_invalid, bad_audience, bad_issuer (401: OAuth access tokens), insufficient_scope (403), \
+             auth_unavailable (503: the issuer's keys cannot be fetched), host or origin (403), limit (503, max_in_flight), \
              rate (429), body (413 or 400), body_timeout (408, body_read_timeout), timeout (504, or an error event \
              ending an SSE stream), sessions (503 max_sessions, 429 max_sessions_per_caller), connections \
              (max_connections: closed at once, or 503 on a connection of the probes' reserve).",
@@ -458,8 +468,18 @@ impl HttpMetrics {
         for reason in REJECT_REASONS {
             rejected.with_label_values(&[reason]);
         }
+        let jwks_fetches = counter_vec(
+            r,
+            "oauth_jwks_fetches_total",
+            "Fetches of the OAuth issuer's signing keys (discovery included): outcome=ok or failed.",
+            &["outcome"],
+        );
+        for outcome in ["ok", "failed"] {
+            jwks_fetches.with_label_values(&[outcome]);
+        }
         Self {
             rejected,
+            jwks_fetches,
             connections: gauge(
                 r,
                 "http_connections",

@@ -70,6 +70,7 @@ def test_a_read_token_lists_and_calls_only_read_tools_and_names_its_subject(stac
     body, headers = stateless_call("insert-many", {"database": "scratch", "collection": "t", "documents": [{"a": 1}]})
     status, got, text = post(n, body, {**headers, **bearer(token)})
     assert status == 403, text
+    assert n.metric('nexus_http_rejected_total{reason="insufficient_scope"}') == 1
     assert header(got, "WWW-Authenticate") == (
         'Bearer error="insufficient_scope", scope="mongodb:write", '
         f'resource_metadata="{n.url}/.well-known/oauth-protected-resource/mcp"')
@@ -93,7 +94,8 @@ def test_scopes_map_to_tool_classes_and_read_only_mode_still_wins(stack, issuer,
     assert {t.name for t in list_tools(ro.mcp_url, token=admin_ro)} == READ_TOOLS
 
 
-@pytest.mark.parametrize("case", ["expired", "audience", "issuer", "signature", "hs256", "none", "typ"])
+@pytest.mark.parametrize("case", ["expired", "audience", "issuer", "signature", "hs256", "hs256-public-key", "none",
+                                  "typ"])
 def test_tokens_that_must_not_pass_get_401_invalid_token(stack, issuer, tmp_path, case):
     n = oauth_nexus(stack, issuer, tmp_path)
     other = Issuer()
@@ -104,6 +106,8 @@ def test_tokens_that_must_not_pass_get_401_invalid_token(stack, issuer, tmp_path
         "issuer": lambda: issuer.token(audience=n.audience, issuer="https://evil.example"),
         "signature": lambda: issuer.token(audience=n.audience, key=other.keys[0][1]),
         "hs256": lambda: issuer.token(audience=n.audience, key="a-shared-secret-of-enough-length!", algorithm="HS256"),
+        # The classic confusion attack: the issuer's *public* key used as an HMAC secret.
+        "hs256-public-key": lambda: forge_hs256_with_public_key(issuer, n.audience),
         "none": lambda: issuer.token(audience=n.audience, key=None, algorithm="none"),
         "typ": lambda: issuer.token(audience=n.audience, typ="id_token+jwt"),
     }[case]()
@@ -113,6 +117,7 @@ def test_tokens_that_must_not_pass_get_401_invalid_token(stack, issuer, tmp_path
         "issuer": f"the access token is invalid: issuer is not {issuer.url}",
         "signature": "the access token is invalid: bad signature",
         "hs256": "the access token is invalid: algorithm HS256 is not allowed (server.oauth.algorithms)",
+        "hs256-public-key": "the access token is invalid: algorithm HS256 is not allowed (server.oauth.algorithms)",
         "none": "the access token is invalid: unreadable header",
         "typ": 'the access token is invalid: typ "id_token+jwt" is not an access token',
     }[case]
@@ -120,11 +125,33 @@ def test_tokens_that_must_not_pass_get_401_invalid_token(stack, issuer, tmp_path
     status, got, text = post(n, body, {**headers, **bearer(token)})
     assert status == 401, text
     assert json.loads(text)["error"].startswith(expected), text
+    reason = {"expired": "token_expired", "audience": "bad_audience", "issuer": "bad_issuer"}.get(case, "token_invalid")
+    assert json.loads(text)["reason"] == reason
+    assert n.metric(f'nexus_http_rejected_total{{reason="{reason}"}}') == 1
     challenge = header(got, "WWW-Authenticate")
     assert challenge.startswith(
         f'Bearer resource_metadata="{n.url}/.well-known/oauth-protected-resource/mcp", scope="mongodb:read", '
         'error="invalid_token", error_description="'), challenge
     assert token not in n.logs() and token not in text
+
+
+def forge_hs256_with_public_key(issuer, audience: str) -> str:
+    import base64
+    import hashlib
+    import hmac
+    import time
+    from cryptography.hazmat.primitives import serialization
+    public_pem = issuer.keys[-1][1].public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    now = int(time.time())
+    head = b64(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": issuer.keys[-1][0]}).encode())
+    body = b64(json.dumps({"iss": issuer.url, "aud": audience, "sub": "mallory", "scope": "mongodb:admin",
+                           "exp": now + 300}).encode())
+    signature = hmac.new(public_pem, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(signature)}"
 
 
 def test_rotated_keys_are_refetched_and_cached_keys_outlive_an_idp_outage(stack, issuer, tmp_path):
@@ -151,6 +178,31 @@ def test_rotated_keys_are_refetched_and_cached_keys_outlive_an_idp_outage(stack,
     issuer.stop()
     status, _, text = post(n, body, {**headers, **bearer(rotated)})
     assert status == 200, "the cached keys keep serving while the issuer is down"
+    assert n.metric('nexus_oauth_jwks_fetches_total{outcome="ok"}') == 2
+    surfaces = [n.logs(), str(n.get("/metrics")[1]), str(n.get("/ready?verbose")[1]),
+                (tmp_path / "nexus-audit.log").read_text()]
+    for token in (first, rotated, bogus):
+        for part in token.split("."):
+            assert all(part not in text for text in surfaces)
+
+
+def test_a_key_rotated_while_the_issuer_is_down_is_refused_and_logged(stack, issuer, tmp_path):
+    n = oauth_nexus(stack, issuer, tmp_path)
+    body, headers = stateless_call("count", {"database": "shop", "collection": "orders"})
+    first = issuer.token(audience=n.audience)
+    assert post(n, body, {**headers, **bearer(first)})[0] == 200
+    issuer.stop()
+    issuer.rotate()
+    unseen = issuer.token(audience=n.audience)
+    status, _, text = post(n, body, {**headers, **bearer(unseen)})
+    assert (status, json.loads(text)["error"]) == (
+        401, f"the access token is invalid: the issuer publishes no key {json.dumps(issuer.keys[-1][0])}"), text
+    warned = [line for line in n.log_lines()
+              if line.get("message") == "oauth: fetching the issuer's keys failed; keeping the cached ones"]
+    assert len(warned) == 1 and warned[0]["cached"] is True and f"{issuer.url}/jwks" in warned[0]["cause"], warned
+    assert n.metric('nexus_oauth_jwks_fetches_total{outcome="ok"}') == 1
+    assert n.metric('nexus_oauth_jwks_fetches_total{outcome="failed"}') == 1
+    assert post(n, body, {**headers, **bearer(first)})[0] == 200, "the cached key still serves"
 
 
 def test_an_unreachable_issuer_without_cached_keys_is_503_not_401(stack, issuer, tmp_path):
@@ -160,6 +212,7 @@ def test_an_unreachable_issuer_without_cached_keys_is_503_not_401(stack, issuer,
     body, headers = stateless_call("count", {"database": "shop", "collection": "orders"})
     status, got, text = post(n, body, {**headers, **bearer(token)})
     assert status == 503, text
+    assert n.metric('nexus_http_rejected_total{reason="auth_unavailable"}') == 1
     assert header(got, "Retry-After") == "5"
     assert "signing keys are unavailable" in json.loads(text)["error"]
 

@@ -417,7 +417,8 @@ impl Edge {
     fn refuse_auth(&self, failure: AuthFailure) -> Response {
         match failure {
             AuthFailure::Denied(why, error) => {
-                let mut r = self.reject("auth", StatusCode::UNAUTHORIZED, &why);
+                let reason = error.as_ref().map_or("auth", TokenError::reason);
+                let mut r = self.reject(reason, StatusCode::UNAUTHORIZED, &why);
                 let challenge = match &self.oauth {
                     Some(verifier) => {
                         let error = error.unwrap_or_else(|| TokenError::Invalid(why.clone()));
@@ -435,7 +436,7 @@ impl Edge {
             AuthFailure::Unavailable(e) => {
                 tracing::warn!(cause = %e, "oauth: a token could not be checked");
                 let mut r = self.reject(
-                    "auth",
+                    e.reason(),
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the identity provider's signing keys are unavailable; try again shortly",
                 );
@@ -476,7 +477,7 @@ impl Edge {
                     "the access token lacks scope {} that tool {name} needs",
                     verifier.scope_for(class)
                 );
-                let mut r = self.reject("scope", StatusCode::FORBIDDEN, &why);
+                let mut r = self.reject("insufficient_scope", StatusCode::FORBIDDEN, &why);
                 if let Ok(value) = HeaderValue::from_str(&verifier.insufficient(class)) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, value);
                 }

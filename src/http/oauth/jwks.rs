@@ -27,6 +27,8 @@ pub struct Jwks {
     configured_url: Option<String>,
     client: reqwest::Client,
     state: Mutex<State>,
+    /// `nexus_oauth_jwks_fetches_total{outcome="ok"|"failed"}`.
+    fetches: prometheus::IntCounterVec,
 }
 
 #[derive(Default)]
@@ -46,7 +48,11 @@ struct Discovery {
 }
 
 impl Jwks {
-    pub fn new(issuer: String, configured_url: Option<String>) -> Self {
+    pub fn new(
+        issuer: String,
+        configured_url: Option<String>,
+        fetches: prometheus::IntCounterVec,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(FETCH_TIMEOUT)
@@ -58,6 +64,7 @@ impl Jwks {
             configured_url,
             client,
             state: Mutex::new(State::default()),
+            fetches,
         }
     }
 
@@ -87,11 +94,13 @@ impl Jwks {
             }
             match self.fetch(&mut state).await {
                 Ok(set) => {
+                    self.fetches.with_label_values(&["ok"]).inc();
                     state.set = Some(set);
                     state.fetched_at = Some(Instant::now());
                     state.last_error = None;
                 }
                 Err(why) => {
+                    self.fetches.with_label_values(&["failed"]).inc();
                     state.failed_at = Some(Instant::now());
                     tracing::warn!(issuer = %self.issuer, cause = %why, cached = state.set.is_some(),
                         "oauth: fetching the issuer's keys failed; keeping the cached ones");

@@ -57,11 +57,28 @@ pub struct Principal {
 pub enum TokenError {
     #[error("the access token has expired")]
     Expired,
+    #[error("the access token is invalid: audience is not {0}")]
+    WrongAudience(String),
+    #[error("the access token is invalid: issuer is not {0}")]
+    WrongIssuer(String),
     #[error("the access token is invalid: {0}")]
     Invalid(String),
     /// The issuer's keys could not be fetched (and none are cached): not the client's fault.
     #[error("the issuer's signing keys are unavailable: {0}")]
     KeysUnavailable(String),
+}
+
+impl TokenError {
+    /// The `reason` label of `nexus_http_rejected_total` (bounded: one per variant).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Expired => "token_expired",
+            Self::WrongAudience(_) => "bad_audience",
+            Self::WrongIssuer(_) => "bad_issuer",
+            Self::Invalid(_) => "token_invalid",
+            Self::KeysUnavailable(_) => "auth_unavailable",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -87,7 +104,8 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(config: OAuthConfig) -> Self {
+    /// `fetches`: `nexus_oauth_jwks_fetches_total{outcome}`.
+    pub fn new(config: OAuthConfig, fetches: prometheus::IntCounterVec) -> Self {
         let mut validation = Validation::new(config.algorithms[0]);
         validation.algorithms = config.algorithms.clone();
         validation.set_issuer(&[&config.issuer]);
@@ -96,7 +114,7 @@ impl Verifier {
         validation.validate_nbf = true;
         validation.required_spec_claims =
             HashSet::from(["exp", "iss", "aud", "sub"].map(String::from));
-        let keys = Jwks::new(config.issuer.clone(), config.jwks_url.clone());
+        let keys = Jwks::new(config.issuer.clone(), config.jwks_url.clone(), fetches);
         Self {
             config,
             validation,
@@ -152,12 +170,8 @@ impl Verifier {
             match e.kind() {
                 K::ExpiredSignature => TokenError::Expired,
                 K::ImmatureSignature => TokenError::Invalid("not valid yet (nbf)".into()),
-                K::InvalidAudience => {
-                    TokenError::Invalid(format!("audience is not {}", self.config.audience))
-                }
-                K::InvalidIssuer => {
-                    TokenError::Invalid(format!("issuer is not {}", self.config.issuer))
-                }
+                K::InvalidAudience => TokenError::WrongAudience(self.config.audience.clone()),
+                K::InvalidIssuer => TokenError::WrongIssuer(self.config.issuer.clone()),
                 K::InvalidSignature => TokenError::Invalid("bad signature".into()),
                 K::MissingRequiredClaim(c) => TokenError::Invalid(format!("no `{c}` claim")),
                 other => TokenError::Invalid(format!("{other:?}")),
@@ -277,16 +291,21 @@ mod tests {
     use super::*;
 
     fn verifier(audience: &str) -> Verifier {
-        Verifier::new(OAuthConfig {
-            issuer: "http://127.0.0.1:9/".into(),
-            audience: audience.into(),
-            jwks_url: None,
-            algorithms: vec![Algorithm::RS256],
-            leeway: Duration::from_secs(30),
-            scope_read: "mongodb:read".into(),
-            scope_write: "mongodb:write".into(),
-            scope_admin: "mongodb:admin".into(),
-        })
+        let fetches =
+            prometheus::IntCounterVec::new(prometheus::Opts::new("f", "f"), &["outcome"]).unwrap();
+        Verifier::new(
+            OAuthConfig {
+                issuer: "http://127.0.0.1:9/".into(),
+                audience: audience.into(),
+                jwks_url: None,
+                algorithms: vec![Algorithm::RS256],
+                leeway: Duration::from_secs(30),
+                scope_read: "mongodb:read".into(),
+                scope_write: "mongodb:write".into(),
+                scope_admin: "mongodb:admin".into(),
+            },
+            fetches,
+        )
     }
 
     #[test]
