@@ -81,10 +81,7 @@ impl NexusServer {
         config: Value,
         audit: Arc<Audit>,
     ) -> Self {
-        let mut tool_router = Self::read_tools();
-        if !ctx.guard.read_only() {
-            tool_router += Self::write_tools();
-        }
+        let tool_router = Self::router(ctx.guard.read_only());
         // Every tool's series exists from the start, so rates and alerts see zeros, not gaps.
         for tool in tool_router.list_all() {
             for outcome in CallOutcome::LABELS {
@@ -100,16 +97,19 @@ impl NexusServer {
             status,
             config: Arc::new(config),
             audit,
-            tools: Arc::new(
-                tool_router
-                    .list_all()
-                    .into_iter()
-                    .map(portable_schemas)
-                    .collect(),
-            ),
+            tools: Arc::new(advertised(&tool_router)),
             tool_router: Arc::new(tool_router),
             codec: Arc::new(new_codec()),
         }
+    }
+
+    /// The tools: the read tools, and the write tools unless `mcp.read_only`.
+    fn router(read_only: bool) -> ToolRouter<Self> {
+        let mut tool_router = Self::read_tools();
+        if !read_only {
+            tool_router += Self::write_tools();
+        }
+        tool_router
     }
 
     /// Names of the registered tools (for logs and `check`).
@@ -813,6 +813,15 @@ impl Drop for Timed<'_> {
     }
 }
 
+/// The tool list as `tools/list` answers it.
+fn advertised(tool_router: &ToolRouter<NexusServer>) -> Vec<Tool> {
+    tool_router
+        .list_all()
+        .into_iter()
+        .map(portable_schemas)
+        .collect()
+}
+
 /// schemars marks integers with formats such as `uint64` that JSON Schema does not define; strict validators
 /// (ajv in the MCP Inspector) warn about every one. Drop them: the `type` says enough.
 fn portable_schemas(mut tool: Tool) -> Tool {
@@ -1071,6 +1080,53 @@ impl ServerHandler for NexusServer {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `tools/list` as clients see it, byte for byte: names, descriptions, input schemas (after the schema
+    /// rewrite), output schemas and annotations. Regenerate with `NEXUS_UPDATE_SNAPSHOTS=1 cargo test` only for
+    /// a deliberate change, and review the diff.
+    #[test]
+    fn tools_list_is_pinned() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/mcp/testdata/tools-list.json"
+        );
+        let all = advertised(&NexusServer::router(false));
+        let text = serde_json::to_string_pretty(&all).unwrap() + "\n";
+        if std::env::var_os("NEXUS_UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        let pinned = std::fs::read_to_string(path).unwrap();
+        assert!(
+            text == pinned,
+            "tools/list changed; diff {path} against:\n{text}"
+        );
+
+        let read_only = advertised(&NexusServer::router(true));
+        let names: Vec<&str> = read_only.iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(
+            names,
+            [
+                "aggregate",
+                "collection-indexes",
+                "collection-schema",
+                "collection-storage-size",
+                "count",
+                "db-stats",
+                "distinct",
+                "explain",
+                "find",
+                "list-collections",
+                "list-databases"
+            ]
+        );
+        for tool in &read_only {
+            assert!(
+                all.contains(tool),
+                "{} differs in read-only mode",
+                tool.name
+            );
+        }
+    }
 
     #[test]
     fn bindings_tie_a_confirmation_to_the_caller_tool_and_exact_arguments() {
