@@ -4,10 +4,13 @@
 //! and MongoDB through `mongo`.
 
 pub mod args;
+mod confirm;
+mod dispatch;
 pub mod ejson;
 pub mod guard;
 pub mod namespace;
 pub mod render;
+mod resources;
 pub mod server;
 pub mod stdio;
 pub mod tools;

@@ -1,76 +1,49 @@
-//! The rmcp glue: the `ServerHandler`, the tool router (write tools only when `mcp.read_only = false`), the
-//! resources, per-call gating on dependency health, metrics, and the two ways of asking the user to confirm a
-//! destructive call — a server→client elicitation request on legacy sessions, or an MRTR `InputRequiredResult`
-//! on stateless 2026-07-28 requests (the retry must carry the user's answer and a state bound to the arguments).
+//! The rmcp glue: the `ServerHandler` (initialize, tools/list, tools/call, resources), the tool router (write
+//! tools only when `mcp.read_only = false`) and the tool list as advertised. A tool call goes through `dispatch`
+//! (gating, one outcome for metrics and audit); confirmations are `confirm`'s; the resources are `resources`'.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::{InputResponses, RequestState, ToolCallContext};
+use rmcp::handler::server::tool::{InputResponses, RequestState};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
-    ElicitRequestParams, ElicitationSchema, Implementation, InitializeRequestParams,
-    InitializeResult, InputRequest, InputRequests, InputRequiredResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, RequestStateCodec, Resource, ResourceContents,
-    SealOptions, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, RequestStateCodec, ServerCapabilities,
+    ServerConfig, Tool,
 };
-use rmcp::service::{ElicitationError, RequestContext, RoleServer};
+use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, tool, tool_router};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use tracing::Instrument as _;
-
-use super::render::Output;
-use super::tools::{self, Confirmation, Confirmer, ToolContext, ToolError};
-use crate::audit::{self, Audit, AuditRecord, RequestMeta};
-use crate::deadline::Deadline;
-use crate::error::ErrorClass;
+use super::confirm::{self, ClientConfirm, binding};
+use super::dispatch::{CallOutcome, request_meta};
+pub use super::resources::ResourceSource;
+use super::resources::Resources;
+use super::tools::{self, ToolContext};
+use crate::audit::Audit;
 use crate::health::Health;
 use crate::metrics::McpMetrics;
-use crate::mongo::MongoError;
-
-/// How long a legacy-session client may take to answer a confirmation.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long a tool call made during startup waits for readiness before answering "starting".
-const STARTUP_WAIT: Duration = Duration::from_secs(10);
-/// The MRTR input request key of the confirmation.
-const CONFIRM_KEY: &str = "confirm";
-
-/// A JSON document served as a resource (`nexus://status`, `nexus://config`).
-pub type ResourceSource = Arc<dyn Fn() -> Value + Send + Sync>;
 
 /// The MCP server handler. Cheap to clone: one per HTTP session or stdio connection.
 #[derive(Clone)]
 pub struct NexusServer {
-    ctx: ToolContext,
-    health: Health,
-    metrics: McpMetrics,
-    /// Live dependency status and tunnel counters.
-    status: ResourceSource,
-    /// The effective configuration, secrets redacted.
-    config: Arc<Value>,
-    audit: Arc<Audit>,
+    pub(super) ctx: ToolContext,
+    pub(super) health: Health,
+    pub(super) metrics: McpMetrics,
+    /// `nexus://status` and `nexus://config`.
+    resources: Resources,
+    pub(super) audit: Arc<Audit>,
     /// Shared: the server is cloned for every HTTP request.
-    tool_router: Arc<ToolRouter<Self>>,
+    pub(super) tool_router: Arc<ToolRouter<Self>>,
     /// The tool list as advertised: schemas without the non-standard integer formats schemars adds.
     tools: Arc<Vec<Tool>>,
     /// Seals and opens the state of stateless confirmations.
-    codec: Arc<RequestStateCodec>,
+    pub(super) codec: Arc<RequestStateCodec>,
 }
-
-/// The confirmation form shown to the user.
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-struct ConfirmForm {
-    /// Check to confirm this destructive operation.
-    confirm: bool,
-}
-rmcp::elicit_safe!(ConfirmForm);
 
 impl NexusServer {
     pub fn new(
@@ -94,12 +67,14 @@ impl NexusServer {
             ctx,
             health,
             metrics,
-            status,
-            config: Arc::new(config),
+            resources: Resources {
+                status,
+                config: Arc::new(config),
+            },
             audit,
             tools: Arc::new(advertised(&tool_router)),
             tool_router: Arc::new(tool_router),
-            codec: Arc::new(new_codec()),
+            codec: Arc::new(confirm::new_codec()),
         }
     }
 
@@ -140,251 +115,6 @@ impl NexusServer {
             self.ctx.guard.max_documents(),
             self.ctx.guard.max_bytes()
         )
-    }
-
-    /// Runs one tool call: gate on dependency health, run, count, log, render.
-    async fn call<F, Fut>(
-        &self,
-        tool: &'static str,
-        binding: Option<String>,
-        run: F,
-    ) -> Result<CallToolResponse, ErrorData>
-    where
-        F: FnOnce(ToolContext) -> Fut,
-        Fut: Future<Output = Result<Output, ToolError>>,
-    {
-        let started = Instant::now();
-        // During startup, wait for it only while its first attempts are under way: a stage that is already failing
-        // is answered at once, with its reason.
-        let ready = self.health.is_started()
-            || (self.health.wait_started_unless_failing(STARTUP_WAIT).await
-                && self.health.is_started());
-        let result = if !ready {
-            let waiting = self
-                .health
-                .startup_failing()
-                .map(|why| format!(": {why}"))
-                .unwrap_or_else(|| ": its first connection attempts are still under way".into());
-            Err(ToolError::Unavailable(format!(
-                "nexus-mcp is starting (stage {}){waiting}",
-                self.health.stage().as_str()
-            )))
-        } else if let Some(why) = self.health.unavailable() {
-            Err(ToolError::Unavailable(why))
-        } else {
-            run(self.ctx.clone()).await
-        };
-        let outcome = CallOutcome::of(&result);
-        CallOutcome::report(outcome);
-        self.metrics
-            .tool_calls
-            .with_label_values(&[tool, outcome.label()])
-            .inc();
-        let duration_ms = started.elapsed().as_secs_f64() * 1e3;
-        let label = outcome.label();
-        match &result {
-            Ok(_) => tracing::debug!(tool, outcome = label, duration_ms, "tool call"),
-            Err(e) => {
-                tracing::info!(tool, outcome = label, class = %e.class(), cause = %e, duration_ms, "tool call failed")
-            }
-        }
-        Ok(match result {
-            Ok(output) => {
-                let mut r = CallToolResult::success(vec![ContentBlock::text(output.text())]);
-                r.structured_content = Some(output.structured);
-                r.into()
-            }
-            Err(ToolError::InputRequired(question)) => {
-                let state = self.codec.seal_with(
-                    b"confirm",
-                    &SealOptions::new()
-                        .associated_data(binding.unwrap_or_default().as_bytes())
-                        .ttl(CONFIRM_TIMEOUT),
-                );
-                confirmation_request(question, state).into()
-            }
-            // No structuredContent on errors: it would have to match the tool's output schema, and the TypeScript
-            // SDK validates it even when isError is set (replacing our message with a schema error). The class
-            // leads the text, where every client shows it.
-            Err(e) => {
-                CallToolResult::error(vec![ContentBlock::text(format!("{}: {e}", e.class()))])
-                    .into()
-            }
-        })
-    }
-}
-
-/// How one tool call ended: computed once in [`NexusServer::call`], read by the metrics label and the audit line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallOutcome {
-    Ok,
-    /// Ended with a confirmation question (stateless MRTR); the retry carries the answer.
-    InputRequired,
-    /// A dependency is down or startup has not finished.
-    Unavailable {
-        class: ErrorClass,
-    },
-    /// Refused before reaching MongoDB: a guard, a bad argument, or a declined confirmation.
-    Rejected {
-        class: ErrorClass,
-    },
-    /// MongoDB (or the path to it) failed the call.
-    Failed {
-        class: ErrorClass,
-    },
-}
-
-tokio::task_local! {
-    /// Where `call` leaves the outcome for `call_tool` (the rmcp router sits between them).
-    static OUTCOME: Arc<std::sync::Mutex<Option<CallOutcome>>>;
-}
-
-impl CallOutcome {
-    pub const LABELS: [&'static str; 5] =
-        ["ok", "input_required", "unavailable", "rejected", "failed"];
-
-    fn of(result: &Result<Output, ToolError>) -> Self {
-        match result {
-            Ok(_) => Self::Ok,
-            Err(ToolError::InputRequired(_)) => Self::InputRequired,
-            Err(e @ (ToolError::Unavailable(_) | ToolError::Mongo(MongoError::Unreachable(_)))) => {
-                Self::Unavailable { class: e.class() }
-            }
-            Err(
-                e @ (ToolError::Rejected(_)
-                | ToolError::BadArgument(_)
-                | ToolError::NotConfirmed(_)),
-            ) => Self::Rejected { class: e.class() },
-            Err(e) => Self::Failed { class: e.class() },
-        }
-    }
-
-    /// The metrics label and the audit `outcome`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::InputRequired => "input_required",
-            Self::Unavailable { .. } => "unavailable",
-            Self::Rejected { .. } => "rejected",
-            Self::Failed { .. } => "failed",
-        }
-    }
-
-    /// The error class for the audit line.
-    pub fn class(self) -> Option<ErrorClass> {
-        match self {
-            Self::Ok | Self::InputRequired => None,
-            Self::Unavailable { class } | Self::Rejected { class } | Self::Failed { class } => {
-                Some(class)
-            }
-        }
-    }
-
-    fn report(self) {
-        let _ =
-            OUTCOME.try_with(|slot| *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(self));
-    }
-}
-
-/// The MRTR answer to a stateless call that needs confirmation: ask, and expect `state` back.
-fn confirmation_request(question: String, state: String) -> InputRequiredResult {
-    let schema =
-        ElicitationSchema::from_type::<ConfirmForm>().expect("ConfirmForm is a flat object schema");
-    let mut requests = InputRequests::new();
-    requests.insert(
-        CONFIRM_KEY.to_string(),
-        InputRequest::Elicitation(ElicitRequest::new(
-            ElicitRequestParams::FormElicitationParams {
-                meta: None,
-                message: question,
-                requested_schema: schema,
-            },
-        )),
-    );
-    InputRequiredResult::new(Some(requests), Some(state))
-}
-
-/// What a stateless confirmation is bound to: the caller, the tool and a digest of its exact arguments. The
-/// state handed to the client is sealed over it (HMAC with a per-process key, with an expiry), so a client can
-/// neither forge an accepted confirmation nor replay one for other arguments, another caller or after it expired.
-fn binding<A: Serialize>(caller: &str, tool: &str, args: &A) -> String {
-    let digest = Sha256::digest(serde_json::to_vec(args).unwrap_or_default());
-    format!("confirm-v2|{caller}|{tool}|{digest:x}")
-}
-
-/// Seals confirmation states; the key is random per process (a state from another process or replica is not
-/// accepted, and the user is asked again).
-fn new_codec() -> RequestStateCodec {
-    let key: [u8; 32] = rand::random();
-    RequestStateCodec::try_new(key.to_vec()).expect("a 32-byte key is long enough")
-}
-
-/// Asks the connected client's user, by the means its protocol version allows.
-struct ClientConfirm<'a> {
-    rc: &'a RequestContext<RoleServer>,
-    codec: &'a RequestStateCodec,
-    binding: String,
-    state: Option<String>,
-    responses: Option<rmcp::model::InputResponses>,
-}
-
-impl ClientConfirm<'_> {
-    fn stateless(&self) -> bool {
-        self.rc
-            .protocol_version()
-            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
-    }
-
-    fn client_can_elicit(&self) -> bool {
-        self.rc
-            .client_capabilities()
-            .is_some_and(|c| c.elicitation.is_some())
-    }
-}
-
-impl Confirmer for ClientConfirm<'_> {
-    async fn confirm(&self, question: String) -> Confirmation {
-        if self.stateless() {
-            let answer = self.responses.as_ref().and_then(|r| r.get(CONFIRM_KEY));
-            return match (self.state.as_deref(), answer) {
-                (Some(state), Some(answer))
-                    if self.codec.open_with(state, self.binding.as_bytes()).is_ok() =>
-                {
-                    let accepted =
-                        answer["action"] == "accept" && answer["content"]["confirm"] == true;
-                    if accepted {
-                        Confirmation::Accepted
-                    } else {
-                        Confirmation::Declined
-                    }
-                }
-                _ if self.client_can_elicit() => Confirmation::AskFirst(question),
-                _ => Confirmation::Unsupported,
-            };
-        }
-        // A person answers this: the HTTP edge's request_timeout stops counting meanwhile (CONFIRM_TIMEOUT bounds it).
-        let _paused = self
-            .rc
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Deadline>())
-            .map(Deadline::pause);
-        match self
-            .rc
-            .peer
-            .elicit_with_timeout::<ConfirmForm>(question, Some(CONFIRM_TIMEOUT))
-            .await
-        {
-            Ok(Some(ConfirmForm { confirm: true })) => Confirmation::Accepted,
-            Ok(_) | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled) => {
-                Confirmation::Declined
-            }
-            Err(ElicitationError::CapabilityNotSupported) => Confirmation::Unsupported,
-            Err(e) => {
-                tracing::warn!(cause = %e, "confirmation request failed; treating it as unsupported");
-                Confirmation::Unsupported
-            }
-        }
     }
 }
 
@@ -859,83 +589,6 @@ fn portable_schemas(mut tool: Tool) -> Tool {
     tool
 }
 
-/// The caller and request id the HTTP edge attached, or a stdio caller.
-fn request_meta(context: &RequestContext<RoleServer>) -> RequestMeta {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<RequestMeta>())
-        .cloned()
-        .unwrap_or_else(|| RequestMeta {
-            id: RequestMeta::new_id(),
-            caller: "stdio".into(),
-        })
-}
-
-/// The audit line of one call: its outcome (as `call` computed it) and the documents and bytes returned.
-#[allow(clippy::too_many_arguments)]
-fn audit_record(
-    meta: RequestMeta,
-    tool: String,
-    database: Option<String>,
-    collection: Option<String>,
-    arguments: Value,
-    took: Duration,
-    outcome: CallOutcome,
-    response: &Result<CallToolResponse, ErrorData>,
-) -> AuditRecord {
-    let (documents, bytes) = match response {
-        Ok(CallToolResponse::Complete(r)) => {
-            let documents = r
-                .structured_content
-                .as_ref()
-                .and_then(|s| s.get("count").or_else(|| s.get("total")))
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            let bytes = r
-                .content
-                .iter()
-                .filter_map(|c| c.as_text())
-                .map(|t| t.text.len() as u64)
-                .sum();
-            (documents, bytes)
-        }
-        _ => (0, 0),
-    };
-    AuditRecord {
-        timestamp: crate::health::now_rfc3339(),
-        request_id: meta.id,
-        caller: meta.caller,
-        tool,
-        database,
-        collection,
-        outcome: outcome.label().into(),
-        error_class: outcome.class().map(|c| c.as_str().to_string()),
-        duration_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
-        documents,
-        bytes,
-        arguments,
-    }
-}
-
-/// The outcome of a call that never reached [`NexusServer::call`]: rmcp answered it (arguments that do not
-/// deserialize come back as a tool error; an unknown tool as a JSON-RPC error).
-fn outcome_without_call(response: &Result<CallToolResponse, ErrorData>) -> CallOutcome {
-    match response {
-        Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => CallOutcome::Rejected {
-            class: ErrorClass::QueryRejected,
-        },
-        Ok(CallToolResponse::Complete(_)) => CallOutcome::Ok,
-        Ok(_) => CallOutcome::InputRequired,
-        Err(_) => CallOutcome::Rejected {
-            class: ErrorClass::QueryRejected,
-        },
-    }
-}
-
-const STATUS_URI: &str = "nexus://status";
-const CONFIG_URI: &str = "nexus://config";
-
 impl ServerHandler for NexusServer {
     fn get_info(&self) -> ServerConfig {
         let mut info = ServerConfig::new(
@@ -978,55 +631,7 @@ impl ServerHandler for NexusServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let _timed = Timed::start(&self.metrics, "tools/call");
-        let meta = request_meta(&context);
-        let started = Instant::now();
-        let tool = request.name.to_string();
-        let arguments = request
-            .arguments
-            .as_ref()
-            .map(|a| audit::shape(&Value::Object(a.clone())));
-        let field = |key: &str| {
-            request
-                .arguments
-                .as_ref()
-                .and_then(|a| a.get(key))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let (database, collection) = (field("database"), field("collection"));
-        let span =
-            tracing::info_span!("tool", request_id = %meta.id, caller = %meta.caller, tool = %tool);
-        let slot = Arc::new(std::sync::Mutex::new(None));
-        let response = OUTCOME
-            .scope(
-                slot.clone(),
-                self.tool_router
-                    .call(ToolCallContext::new(self, request, context))
-                    .instrument(span),
-            )
-            .await;
-        let reported = *slot.lock().unwrap_or_else(|p| p.into_inner());
-        let outcome = reported.unwrap_or_else(|| {
-            let outcome = outcome_without_call(&response);
-            if self.tool_router.has_route(&tool) {
-                self.metrics
-                    .tool_calls
-                    .with_label_values(&[tool.as_str(), outcome.label()])
-                    .inc();
-            }
-            outcome
-        });
-        self.audit.record(&audit_record(
-            meta,
-            tool,
-            database,
-            collection,
-            arguments.unwrap_or(Value::Null),
-            started.elapsed(),
-            outcome,
-            &response,
-        ));
-        response
+        self.dispatch(request, context).await
     }
 
     async fn list_resources(
@@ -1035,24 +640,7 @@ impl ServerHandler for NexusServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let _timed = Timed::start(&self.metrics, "resources/list");
-        let resource = |uri: &str, name: &str, description: &str| {
-            let mut r = Resource::new(uri, name);
-            r.description = Some(description.into());
-            r.mime_type = Some("application/json".into());
-            r
-        };
-        Ok(ListResourcesResult::with_all_items(vec![
-            resource(
-                STATUS_URI,
-                "status",
-                "Live dependency status (SSH tunnel, MongoDB) and tunnel counters.",
-            ),
-            resource(
-                CONFIG_URI,
-                "config",
-                "The effective configuration, secrets redacted.",
-            ),
-        ]))
+        Ok(Resources::list())
     }
 
     async fn read_resource(
@@ -1061,25 +649,13 @@ impl ServerHandler for NexusServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let _timed = Timed::start(&self.metrics, "resources/read");
-        let value = match request.uri.as_str() {
-            STATUS_URI => (self.status)(),
-            CONFIG_URI => (*self.config).clone(),
-            other => {
-                return Err(ErrorData::resource_not_found(
-                    format!("no resource {other}; try {STATUS_URI} or {CONFIG_URI}"),
-                    None,
-                ));
-            }
-        };
-        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]).into())
+        Ok(self.resources.read(request.uri)?.into())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     /// `tools/list` as clients see it, byte for byte: names, descriptions, input schemas (after the schema
     /// rewrite), output schemas and annotations. Regenerate with `NEXUS_UPDATE_SNAPSHOTS=1 cargo test` only for
@@ -1124,148 +700,6 @@ mod tests {
                 all.contains(tool),
                 "{} differs in read-only mode",
                 tool.name
-            );
-        }
-    }
-
-    #[test]
-    fn bindings_tie_a_confirmation_to_the_caller_tool_and_exact_arguments() {
-        let a = json!({"database": "shop", "collection": "orders", "filter": {}});
-        let b = json!({"database": "shop", "collection": "customers", "filter": {}});
-        assert_eq!(
-            binding("c", "delete-many", &a),
-            binding("c", "delete-many", &a)
-        );
-        assert_ne!(
-            binding("c", "delete-many", &a),
-            binding("c", "delete-many", &b)
-        );
-        assert_ne!(
-            binding("c", "delete-many", &a),
-            binding("c", "drop-collection", &a)
-        );
-        assert_ne!(
-            binding("c", "delete-many", &a),
-            binding("d", "delete-many", &a)
-        );
-    }
-
-    #[test]
-    fn sealed_states_cannot_be_forged_or_moved() {
-        let codec = new_codec();
-        let bound = binding("c", "delete-many", &json!({"filter": {}}));
-        let seal = |ad: &str| {
-            codec.seal_with(
-                b"confirm",
-                &SealOptions::new()
-                    .associated_data(ad.as_bytes())
-                    .ttl(CONFIRM_TIMEOUT),
-            )
-        };
-        assert!(codec.open_with(&seal(&bound), bound.as_bytes()).is_ok());
-        let other = binding("c", "delete-many", &json!({"filter": {"x": 1}}));
-        assert!(codec.open_with(&seal(&bound), other.as_bytes()).is_err());
-        assert!(
-            codec.open_with(&bound, bound.as_bytes()).is_err(),
-            "a bare binding is no state"
-        );
-        assert!(
-            new_codec()
-                .open_with(&seal(&bound), bound.as_bytes())
-                .is_err(),
-            "another process's key"
-        );
-    }
-
-    #[test]
-    fn one_outcome_per_error_feeds_the_metric_label_and_the_audit_line() {
-        use crate::mcp::guard::Rejected;
-        let rejected = Rejected {
-            rule: "mcp.read_only",
-            message: "no".into(),
-        };
-        let cases: Vec<(Result<Output, ToolError>, &str, Option<&str>)> = vec![
-            (
-                Err(ToolError::Unavailable("down".into())),
-                "unavailable",
-                Some("MONGO_UNREACHABLE"),
-            ),
-            (
-                Err(ToolError::Mongo(MongoError::Unreachable("x".into()))),
-                "unavailable",
-                Some("MONGO_UNREACHABLE"),
-            ),
-            (
-                Err(ToolError::Mongo(MongoError::Timeout("x".into()))),
-                "failed",
-                Some("MONGO_TIMEOUT"),
-            ),
-            (
-                Err(ToolError::Mongo(MongoError::AuthFailed("x".into()))),
-                "failed",
-                Some("MONGO_AUTH_FAILED"),
-            ),
-            (
-                Err(ToolError::Mongo(MongoError::Command("x".into()))),
-                "failed",
-                Some("QUERY_FAILED"),
-            ),
-            (
-                Err(ToolError::Rejected(rejected)),
-                "rejected",
-                Some("QUERY_REJECTED"),
-            ),
-            (
-                Err(ToolError::BadArgument("x".into())),
-                "rejected",
-                Some("QUERY_REJECTED"),
-            ),
-            (
-                Err(ToolError::NotConfirmed("x".into())),
-                "rejected",
-                Some("QUERY_REJECTED"),
-            ),
-            (
-                Err(ToolError::AmbiguousWrite("x".into())),
-                "failed",
-                Some("QUERY_FAILED"),
-            ),
-            (
-                Err(ToolError::NotFound("x".into())),
-                "failed",
-                Some("QUERY_FAILED"),
-            ),
-            (
-                Err(ToolError::InputRequired("x".into())),
-                "input_required",
-                None,
-            ),
-        ];
-        for (result, label, class) in cases {
-            let outcome = CallOutcome::of(&result);
-            assert_eq!(outcome.label(), label, "{result:?}");
-            assert!(
-                CallOutcome::LABELS.contains(&label),
-                "{label} is pre-created"
-            );
-            assert_eq!(outcome.class().map(ErrorClass::as_str), class, "{result:?}");
-            let meta = RequestMeta {
-                id: "r".into(),
-                caller: "c".into(),
-            };
-            let record = audit_record(
-                meta,
-                "find".into(),
-                None,
-                None,
-                Value::Null,
-                Duration::ZERO,
-                outcome,
-                &Err(ErrorData::internal_error("x", None)),
-            );
-            assert_eq!(
-                (record.outcome.as_str(), record.error_class.as_deref()),
-                (label, class)
             );
         }
     }
