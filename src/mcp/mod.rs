@@ -9,6 +9,7 @@ mod dispatch;
 pub mod ejson;
 pub mod guard;
 pub mod namespace;
+mod registry;
 pub mod render;
 mod resources;
 pub mod server;
