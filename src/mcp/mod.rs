@@ -11,6 +11,7 @@ pub mod guard;
 pub mod namespace;
 mod registry;
 pub mod render;
+mod requests;
 mod resources;
 pub mod server;
 pub mod stdio;

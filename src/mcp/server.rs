@@ -4,7 +4,6 @@
 //! resources are `resources`'.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
@@ -18,8 +17,8 @@ use rmcp::{ErrorData, ServerHandler};
 use serde_json::Value;
 
 use super::confirm;
-use super::dispatch::CallOutcome;
 use super::registry;
+use super::requests::{self, Method, Timed};
 pub use super::resources::ResourceSource;
 use super::resources::Resources;
 use super::tools::ToolContext;
@@ -56,14 +55,9 @@ impl NexusServer {
         audit: Arc<Audit>,
     ) -> Self {
         let tool_router = registry::router(ctx.guard.read_only());
-        // Every tool's series exists from the start, so rates and alerts see zeros, not gaps.
-        for tool in tool_router.list_all() {
-            for outcome in CallOutcome::LABELS {
-                metrics
-                    .tool_calls
-                    .with_label_values(&[tool.name.as_ref(), outcome]);
-            }
-        }
+        let tools = tool_router.list_all();
+        // Every series exists from the start, so rates and alerts see zeros, not gaps.
+        requests::precreate(&metrics, tools.iter().map(|t| t.name.as_ref()));
         Self {
             ctx,
             health,
@@ -73,7 +67,7 @@ impl NexusServer {
                 config: Arc::new(config),
             },
             audit,
-            tools: Arc::new(tool_router.list_all()),
+            tools: Arc::new(tools),
             tool_router: Arc::new(tool_router),
             codec: Arc::new(confirm::new_codec()),
         }
@@ -110,38 +104,6 @@ impl NexusServer {
     }
 }
 
-/// Counts and times one MCP request.
-struct Timed<'a> {
-    metrics: &'a McpMetrics,
-    method: &'static str,
-    started: Instant,
-}
-
-impl<'a> Timed<'a> {
-    fn start(metrics: &'a McpMetrics, method: &'static str) -> Self {
-        metrics.in_flight.inc();
-        Self {
-            metrics,
-            method,
-            started: Instant::now(),
-        }
-    }
-}
-
-impl Drop for Timed<'_> {
-    fn drop(&mut self) {
-        self.metrics.in_flight.dec();
-        self.metrics
-            .requests
-            .with_label_values(&[self.method])
-            .inc();
-        self.metrics
-            .request_duration
-            .with_label_values(&[self.method])
-            .observe(self.started.elapsed().as_secs_f64());
-    }
-}
-
 impl ServerHandler for NexusServer {
     fn get_info(&self) -> ServerConfig {
         let mut info = ServerConfig::new(
@@ -160,7 +122,7 @@ impl ServerHandler for NexusServer {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
-        let _timed = Timed::start(&self.metrics, "initialize");
+        let _timed = Timed::start(&self.metrics, Method::Initialize);
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
     }
@@ -170,7 +132,7 @@ impl ServerHandler for NexusServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let _timed = Timed::start(&self.metrics, "tools/list");
+        let _timed = Timed::start(&self.metrics, Method::ToolsList);
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
     }
 
@@ -183,7 +145,7 @@ impl ServerHandler for NexusServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let _timed = Timed::start(&self.metrics, "tools/call");
+        let _timed = Timed::start(&self.metrics, Method::ToolsCall);
         self.dispatch(request, context).await
     }
 
@@ -192,7 +154,7 @@ impl ServerHandler for NexusServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let _timed = Timed::start(&self.metrics, "resources/list");
+        let _timed = Timed::start(&self.metrics, Method::ResourcesList);
         Ok(Resources::list())
     }
 
@@ -201,7 +163,7 @@ impl ServerHandler for NexusServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let _timed = Timed::start(&self.metrics, "resources/read");
+        let _timed = Timed::start(&self.metrics, Method::ResourcesRead);
         Ok(self.resources.read(request.uri)?.into())
     }
 }
