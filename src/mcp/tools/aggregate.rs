@@ -64,8 +64,7 @@ impl Tool for Aggregate {
         ctx.pipeline("pipeline", &a.database, &pipeline)?;
         let limits = ctx
             .guard
-            .read_limits(Some(ctx.guard.max_documents() as i64))
-            .map_err(ToolError::BadArgument)?;
+            .read_limits(Some(ctx.guard.max_documents() as i64))?;
         let max_bytes = response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
         let cursor = ctx
             .bounded(coll.aggregate(pipeline).max_time(ctx.max_time))

@@ -77,10 +77,7 @@ impl Tool for Find {
         let filter = doc_arg(ctx, "filter", opt(&a.filter))?.unwrap_or_default();
         let projection = doc_arg(ctx, "projection", opt(&a.projection))?;
         let sort = doc_arg(ctx, "sort", opt(&a.sort))?;
-        let limits = ctx
-            .guard
-            .read_limits(a.limit.map(|l| l.0))
-            .map_err(ToolError::BadArgument)?;
+        let limits = ctx.guard.read_limits(a.limit.map(|l| l.0))?;
         let max_bytes = response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
         let mut find = coll
             .find(filter)

@@ -36,7 +36,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ejson::{self, EjsonError};
-use super::guard::{Guard, Rejected};
+use super::guard::{BadLimit, Guard, Rejected};
 use super::namespace::{DatabaseName, NameError, Namespace};
 use super::render::Output;
 use crate::error::ErrorClass;
@@ -143,10 +143,10 @@ impl ToolError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Unavailable(_) => ErrorClass::MongoUnreachable,
-            Self::Rejected(_)
-            | Self::BadArgument(_)
-            | Self::NotConfirmed(_)
-            | Self::InputRequired(_) => ErrorClass::QueryRejected,
+            Self::Rejected(e) => e.class(),
+            Self::BadArgument(_) | Self::NotConfirmed(_) | Self::InputRequired(_) => {
+                ErrorClass::QueryRejected
+            }
             Self::Mongo(e) => e.class(),
             Self::AmbiguousWrite(_) | Self::NotFound(_) => ErrorClass::QueryFailed,
         }
@@ -168,6 +168,12 @@ impl ToolError {
 impl From<NameError> for ToolError {
     fn from(e: NameError) -> Self {
         Self::Rejected(e.into())
+    }
+}
+
+impl From<BadLimit> for ToolError {
+    fn from(e: BadLimit) -> Self {
+        Self::BadArgument(e.to_string())
     }
 }
 
