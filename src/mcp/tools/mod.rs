@@ -1,7 +1,8 @@
 //! The tools, one file each (names and arguments follow the official MongoDB MCP server, minus `connectionId`).
 //! Each file has its arguments (`…Args`, documented for the JSON schema), its output type (`…Output`, the
-//! `structuredContent` schema) and `run`. This module holds what they share: [`ToolContext`], [`ToolError`] and
-//! argument helpers. The rmcp glue lives in `server`.
+//! `structuredContent` schema) and a unit struct implementing [`Tool`]: name, title, description, [`Effect`] and
+//! `run`. This module holds what they share: [`Tool`], [`ToolContext`], [`ToolError`] and argument helpers
+//! (`limits` for what a read returns at most). The list of tools and the rmcp routes are `mcp::registry`'s.
 
 pub mod aggregate;
 pub mod collection_indexes;
