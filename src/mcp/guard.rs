@@ -8,11 +8,16 @@
 //! rules by `namespace`, which also says how patterns compare with names: denials ignore case, allowances do not.
 //!
 //! A refusal is a [`Rejected`] naming the rule and the argument, so the model (and the user) learn what to change.
+//!
+//! Longer than ~400 lines on purpose: every rule a request passes before MongoDB is here, in one reading order
+//! (namespaces, then operators, then pipelines and the namespaces they name), and about 290 lines are the tests
+//! that pin each rule.
 
 use mongodb::bson::{Bson, Document};
 
 use super::namespace::{Case, DatabaseName, NameError, Namespace, glob, same_database};
 use crate::config::McpConfig;
+use crate::error::ErrorClass;
 
 /// Databases that hold server internals; denied unless `mcp.allowed_databases` names them literally.
 const SYSTEM_DATABASES: [&str; 3] = ["admin", "local", "config"];
@@ -28,6 +33,25 @@ pub struct Rejected {
     /// The setting or rule that refused it, e.g. `mcp.read_only`.
     pub rule: &'static str,
     pub message: String,
+}
+
+impl Rejected {
+    /// Always [`ErrorClass::QueryRejected`]: the request never reached MongoDB.
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::QueryRejected
+    }
+}
+
+/// A `limit` argument that is not a positive integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("limit must be a positive integer, got {0}")]
+pub struct BadLimit(pub i64);
+
+impl BadLimit {
+    /// Always [`ErrorClass::QueryRejected`]: a bad argument never reaches MongoDB.
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::QueryRejected
+    }
 }
 
 impl From<NameError> for Rejected {
@@ -380,12 +404,12 @@ impl Guard {
     /// The read limits for a requested `limit` (default `mcp.default_limit`, at most `mcp.max_documents`).
     ///
     /// # Errors
-    /// A sentence when `limit` is not a positive integer.
-    pub fn read_limits(&self, requested: Option<i64>) -> Result<ReadLimits, String> {
+    /// [`BadLimit`] when `limit` is not a positive integer.
+    pub fn read_limits(&self, requested: Option<i64>) -> Result<ReadLimits, BadLimit> {
         let limit = match requested {
             None => self.default_limit,
             Some(n) if n >= 1 => n as u64,
-            Some(n) => return Err(format!("limit must be a positive integer, got {n}")),
+            Some(n) => return Err(BadLimit(n)),
         };
         Ok(ReadLimits {
             limit: limit.min(self.max_documents),
@@ -712,7 +736,16 @@ mod tests {
         assert_eq!(g.read_limits(None).unwrap().limit, 10);
         let capped = g.read_limits(Some(1000)).unwrap();
         assert_eq!((capped.limit, capped.capped_by_max_documents), (100, true));
-        assert!(g.read_limits(Some(-1)).unwrap_err().contains("positive"));
+        assert!(
+            g.read_limits(Some(-1))
+                .unwrap_err()
+                .to_string()
+                .contains("positive")
+        );
+        assert_eq!(
+            g.read_limits(Some(-1)).unwrap_err().class(),
+            ErrorClass::QueryRejected
+        );
         assert!(g.read_limits(Some(0)).is_err());
     }
 }

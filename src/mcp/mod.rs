@@ -4,10 +4,15 @@
 //! and MongoDB through `mongo`.
 
 pub mod args;
+mod confirm;
+mod dispatch;
 pub mod ejson;
 pub mod guard;
 pub mod namespace;
+mod registry;
 pub mod render;
+mod requests;
+mod resources;
 pub mod scopes;
 pub mod server;
 pub mod stdio;

@@ -46,36 +46,16 @@ pub fn tool_class(name: &str) -> Option<ToolClass> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::server::NexusServer;
 
     #[test]
-    fn every_tool_has_a_class_that_matches_what_it_does() {
-        for tool in NexusServer::read_tools().list_all() {
-            assert_eq!(
-                tool_class(&tool.name),
-                Some(ToolClass::Read),
-                "{}",
-                tool.name
-            );
-        }
-        let writes = NexusServer::write_tools().list_all();
-        for tool in &writes {
+    fn every_tool_has_a_class_and_only_read_only_tools_are_read() {
+        let all = crate::mcp::registry::router(false).list_all();
+        for tool in &all {
+            let read_only = tool.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true);
             let class = tool_class(&tool.name);
-            let destructive = tool
-                .annotations
-                .as_ref()
-                .and_then(|a| a.destructive_hint)
-                .unwrap_or(true);
-            let expected = match tool.name.as_ref() {
-                "update-many" | "rename-collection" => ToolClass::Write,
-                _ if destructive => ToolClass::Admin,
-                _ => ToolClass::Write,
-            };
-            assert_eq!(class, Some(expected), "{}", tool.name);
+            assert!(class.is_some(), "{} has no class", tool.name);
+            assert_eq!(class == Some(ToolClass::Read), read_only, "{}", tool.name);
         }
-        assert_eq!(
-            READ.len() + WRITE.len() + ADMIN.len(),
-            NexusServer::read_tools().list_all().len() + writes.len()
-        );
+        assert_eq!(READ.len() + WRITE.len() + ADMIN.len(), all.len());
     }
 }

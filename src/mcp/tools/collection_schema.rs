@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ToolContext, ToolError, ns, plural};
+use super::{Confirmer, Effect, Tool, ToolContext, ToolError, ns, plural};
 use crate::mcp::args::{Int, UInt};
 use crate::mcp::render::Output;
 use crate::mongo::collect::collect;
@@ -17,7 +17,7 @@ const DEFAULT_SAMPLE: u64 = 50;
 /// Nested fields deeper than this are summarised as their parent's type.
 const MAX_PATH_DEPTH: usize = 8;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CollectionSchemaArgs {
     /// Database name.
@@ -31,7 +31,7 @@ pub struct CollectionSchemaArgs {
     #[serde(default)]
     pub response_bytes_limit: Option<UInt>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     #[schemars(skip)]
     pub connection_id: Option<Value>,
 }
@@ -55,51 +55,67 @@ pub struct CollectionSchemaOutput {
     pub sampled_documents: usize,
 }
 
-pub async fn run(ctx: &ToolContext, a: CollectionSchemaArgs) -> Result<Output, ToolError> {
-    let coll = ctx.collection(&a.database, &a.collection)?;
-    let size = match a.sample_size.map(|s| s.0) {
-        None => DEFAULT_SAMPLE,
-        Some(n) if n >= 1 => n as u64,
-        Some(n) => {
-            return Err(ToolError::BadArgument(format!(
-                "sampleSize: must be at least 1, got {n}"
-            )));
+/// `collection-schema`, as the registry (`mcp::registry`) lists it.
+pub struct CollectionSchema;
+
+impl Tool for CollectionSchema {
+    const NAME: &'static str = "collection-schema";
+    const TITLE: &'static str = "Collection schema";
+    const DESCRIPTION: &'static str = "Describe a collection's fields from a sample of documents: field paths, types, frequencies.";
+    const EFFECT: Effect = Effect::Read;
+    type Args = CollectionSchemaArgs;
+    type Structured = CollectionSchemaOutput;
+
+    async fn run(
+        ctx: &ToolContext,
+        _confirmer: &impl Confirmer,
+        a: CollectionSchemaArgs,
+    ) -> Result<Output, ToolError> {
+        let coll = ctx.collection(&a.database, &a.collection)?;
+        let size = match a.sample_size.map(|s| s.0) {
+            None => DEFAULT_SAMPLE,
+            Some(n) if n >= 1 => n as u64,
+            Some(n) => {
+                return Err(ToolError::BadArgument(format!(
+                    "sampleSize: must be at least 1, got {n}"
+                )));
+            }
         }
-    }
-    .min(ctx.guard.max_documents());
-    let max_bytes = super::response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
-    let sample = vec![doc! { "$sample": { "size": size as i64 } }];
-    let cursor = match ctx
-        .bounded(coll.aggregate(sample).max_time(ctx.max_time))
-        .await
-    {
-        Ok(cursor) => cursor,
-        // Servers without $sample: the first documents in natural order.
-        Err(_) => {
-            ctx.bounded(coll.find(doc! {}).limit(size as i64).max_time(ctx.max_time))
-                .await?
+        .min(ctx.guard.max_documents());
+        let max_bytes = super::response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
+        let sample = vec![doc! { "$sample": { "size": size as i64 } }];
+        let cursor = match ctx
+            .bounded(coll.aggregate(sample).max_time(ctx.max_time))
+            .await
+        {
+            Ok(cursor) => cursor,
+            // Servers without $sample: the first documents in natural order.
+            Err(_) => {
+                ctx.bounded(coll.find(doc! {}).limit(size as i64).max_time(ctx.max_time))
+                    .await?
+            }
+        };
+        let docs = collect(cursor, size, max_bytes).await?.documents;
+        if docs.is_empty() {
+            ctx.require_collection(&a.database, &a.collection).await?;
         }
-    };
-    let docs = collect(cursor, size, max_bytes).await?.documents;
-    if docs.is_empty() {
-        ctx.require_collection(&a.database, &a.collection).await?;
+        let schema = infer(&docs);
+        let summary = format!(
+            "Sampled {} of {}: {} found.",
+            plural(docs.len(), "document", "documents"),
+            ns(&a.database, &a.collection),
+            plural(schema.len(), "field path", "field paths")
+        );
+        let fields_count = schema.len();
+        let structured = json!(CollectionSchemaOutput {
+            database: a.database,
+            collection: a.collection,
+            schema,
+            fields_count,
+            sampled_documents: docs.len(),
+        });
+        Ok(Output::data(summary, structured, "/schema"))
     }
-    let schema = infer(&docs);
-    let summary = format!(
-        "Sampled {} of {}: {} found.",
-        plural(docs.len(), "document", "documents"),
-        ns(&a.database, &a.collection),
-        plural(schema.len(), "field path", "field paths")
-    );
-    let fields_count = schema.len();
-    let structured = json!(CollectionSchemaOutput {
-        database: a.database,
-        collection: a.collection,
-        schema,
-        fields_count,
-        sampled_documents: docs.len(),
-    });
-    Ok(Output::data(summary, structured, "/schema"))
 }
 
 /// Field paths → types and frequencies over `docs`.

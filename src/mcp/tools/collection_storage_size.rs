@@ -5,10 +5,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ToolContext, ToolError, ns};
+use super::{Confirmer, Effect, Tool, ToolContext, ToolError, ns};
 use crate::mcp::render::Output;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CollectionStorageSizeArgs {
     /// Database name.
@@ -16,7 +16,7 @@ pub struct CollectionStorageSizeArgs {
     /// Collection name.
     pub collection: String,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     #[schemars(skip)]
     pub connection_id: Option<Value>,
 }
@@ -36,33 +36,49 @@ pub struct CollectionStorageSizeOutput {
     pub document_count: u64,
 }
 
-pub async fn run(ctx: &ToolContext, a: CollectionStorageSizeArgs) -> Result<Output, ToolError> {
-    ctx.collection(&a.database, &a.collection)?;
-    ctx.require_collection(&a.database, &a.collection).await?;
-    let db = ctx.database(&a.database)?;
-    let max_time_ms = ctx.max_time.as_millis() as i64;
-    let stats =
-        ctx.bounded(db.run_command(
-            doc! { "collStats": &a.collection, "scale": 1, "maxTimeMS": max_time_ms },
-        ))
-        .await?;
-    let storage = number(&stats, "storageSize");
-    let (size, units) = human(storage);
-    let summary = format!(
-        "{} uses {size:.2} {units} of storage.",
-        ns(&a.database, &a.collection)
-    );
-    let structured = json!(CollectionStorageSizeOutput {
-        database: a.database,
-        collection: a.collection,
-        size,
-        units: units.into(),
-        storage_size_bytes: storage,
-        data_size_bytes: number(&stats, "size"),
-        total_index_size_bytes: number(&stats, "totalIndexSize"),
-        document_count: number(&stats, "count"),
-    });
-    Ok(Output::plain(summary, structured))
+/// `collection-storage-size`, as the registry (`mcp::registry`) lists it.
+pub struct CollectionStorageSize;
+
+impl Tool for CollectionStorageSize {
+    const NAME: &'static str = "collection-storage-size";
+    const TITLE: &'static str = "Collection storage size";
+    const DESCRIPTION: &'static str = "Report the storage a collection uses.";
+    const EFFECT: Effect = Effect::Read;
+    type Args = CollectionStorageSizeArgs;
+    type Structured = CollectionStorageSizeOutput;
+
+    async fn run(
+        ctx: &ToolContext,
+        _confirmer: &impl Confirmer,
+        a: CollectionStorageSizeArgs,
+    ) -> Result<Output, ToolError> {
+        ctx.collection(&a.database, &a.collection)?;
+        ctx.require_collection(&a.database, &a.collection).await?;
+        let db = ctx.database(&a.database)?;
+        let max_time_ms = ctx.max_time.as_millis() as i64;
+        let stats = ctx
+            .bounded(db.run_command(
+                doc! { "collStats": &a.collection, "scale": 1, "maxTimeMS": max_time_ms },
+            ))
+            .await?;
+        let storage = number(&stats, "storageSize");
+        let (size, units) = human(storage);
+        let summary = format!(
+            "{} uses {size:.2} {units} of storage.",
+            ns(&a.database, &a.collection)
+        );
+        let structured = json!(CollectionStorageSizeOutput {
+            database: a.database,
+            collection: a.collection,
+            size,
+            units: units.into(),
+            storage_size_bytes: storage,
+            data_size_bytes: number(&stats, "size"),
+            total_index_size_bytes: number(&stats, "totalIndexSize"),
+            document_count: number(&stats, "count"),
+        });
+        Ok(Output::plain(summary, structured))
+    }
 }
 
 /// A numeric field of a command answer, whatever BSON number type the server used.

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Confirmer, ToolContext, ToolError, ns};
+use super::{Confirmer, Effect, Tool, ToolContext, ToolError, ns};
 use crate::mcp::render::Output;
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
@@ -28,25 +28,38 @@ pub struct DropCollectionOutput {
     pub dropped: bool,
 }
 
-pub async fn run(
-    ctx: &ToolContext,
-    confirmer: &impl Confirmer,
-    a: DropCollectionArgs,
-) -> Result<Output, ToolError> {
-    let coll = ctx.collection(&a.database, &a.collection)?;
-    let namespace = ns(&a.database, &a.collection);
-    ctx.confirm(
-        confirmer,
-        format!("Drop collection {namespace} and all its documents?"),
-    )
-    .await?;
-    ctx.bounded_write(coll.drop()).await?;
-    Ok(Output::plain(
-        format!("Dropped collection {namespace}."),
-        json!(DropCollectionOutput {
-            database: a.database,
-            collection: a.collection,
-            dropped: true,
-        }),
-    ))
+/// `drop-collection`, as the registry (`mcp::registry`) lists it.
+pub struct DropCollection;
+
+impl Tool for DropCollection {
+    const NAME: &'static str = "drop-collection";
+    const TITLE: &'static str = "Drop collection";
+    const DESCRIPTION: &'static str =
+        "Drop a collection and all its documents, after the user confirms.";
+    const EFFECT: Effect = Effect::Destructive;
+    type Args = DropCollectionArgs;
+    type Structured = DropCollectionOutput;
+
+    async fn run(
+        ctx: &ToolContext,
+        confirmer: &impl Confirmer,
+        a: DropCollectionArgs,
+    ) -> Result<Output, ToolError> {
+        let coll = ctx.collection(&a.database, &a.collection)?;
+        let namespace = ns(&a.database, &a.collection);
+        ctx.confirm(
+            confirmer,
+            format!("Drop collection {namespace} and all its documents?"),
+        )
+        .await?;
+        ctx.bounded_write(coll.drop()).await?;
+        Ok(Output::plain(
+            format!("Dropped collection {namespace}."),
+            json!(DropCollectionOutput {
+                database: a.database,
+                collection: a.collection,
+                dropped: true,
+            }),
+        ))
+    }
 }

@@ -3,16 +3,17 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
-    AppliedLimits, ToolContext, ToolError, doc_arg, ns, plural, relaxed_all, response_bytes,
+    AppliedLimits, Confirmer, Effect, Tool, ToolContext, ToolError, doc_arg, documents_structured,
+    ns, plural, response_bytes,
 };
 use crate::mcp::args::{Int, JsonObject, UInt, opt};
-use crate::mcp::render::{Output, object};
+use crate::mcp::render::Output;
 use crate::mongo::collect::collect;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FindArgs {
     /// Database name.
@@ -39,7 +40,7 @@ pub struct FindArgs {
     #[serde(default)]
     pub response_bytes_limit: Option<UInt>,
     /// Accepted for compatibility with the official MongoDB MCP server; ignored.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     #[schemars(skip)]
     pub connection_id: Option<Value>,
 }
@@ -56,55 +57,63 @@ pub struct FindOutput {
     pub applied_limits: AppliedLimits,
 }
 
-pub async fn run(ctx: &ToolContext, a: FindArgs) -> Result<Output, ToolError> {
-    let coll = ctx.collection(&a.database, &a.collection)?;
-    let filter = doc_arg(ctx, "filter", opt(&a.filter))?.unwrap_or_default();
-    let projection = doc_arg(ctx, "projection", opt(&a.projection))?;
-    let sort = doc_arg(ctx, "sort", opt(&a.sort))?;
-    let limits = ctx
-        .guard
-        .read_limits(a.limit.map(|l| l.0))
-        .map_err(ToolError::BadArgument)?;
-    let max_bytes = response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
-    let mut find = coll
-        .find(filter)
-        .limit(limits.limit as i64)
-        .max_time(ctx.max_time);
-    if let Some(p) = projection {
-        find = find.projection(p);
-    }
-    if let Some(s) = sort {
-        find = find.sort(s);
-    }
-    match a.skip.map(|s| s.0) {
-        Some(n) if n < 0 => {
-            return Err(ToolError::BadArgument(format!(
-                "skip: must not be negative, got {n}"
-            )));
+/// `find`, as the registry (`mcp::registry`) lists it.
+pub struct Find;
+
+impl Tool for Find {
+    const NAME: &'static str = "find";
+    const TITLE: &'static str = "Find documents";
+    const DESCRIPTION: &'static str = "Run a find query against a collection: filter, projection, sort, limit (default 10), skip.";
+    const EFFECT: Effect = Effect::Read;
+    type Args = FindArgs;
+    type Structured = FindOutput;
+
+    async fn run(
+        ctx: &ToolContext,
+        _confirmer: &impl Confirmer,
+        a: FindArgs,
+    ) -> Result<Output, ToolError> {
+        let coll = ctx.collection(&a.database, &a.collection)?;
+        let filter = doc_arg(ctx, "filter", opt(&a.filter))?.unwrap_or_default();
+        let projection = doc_arg(ctx, "projection", opt(&a.projection))?;
+        let sort = doc_arg(ctx, "sort", opt(&a.sort))?;
+        let limits = ctx.guard.read_limits(a.limit.map(|l| l.0))?;
+        let max_bytes = response_bytes(ctx, a.response_bytes_limit.map(|b| b.0));
+        let mut find = coll
+            .find(filter)
+            .limit(limits.limit as i64)
+            .max_time(ctx.max_time);
+        if let Some(p) = projection {
+            find = find.projection(p);
         }
-        Some(n) => find = find.skip(n as u64),
-        None => {}
+        if let Some(s) = sort {
+            find = find.sort(s);
+        }
+        match a.skip.map(|s| s.0) {
+            Some(n) if n < 0 => {
+                return Err(ToolError::BadArgument(format!(
+                    "skip: must not be negative, got {n}"
+                )));
+            }
+            Some(n) => find = find.skip(n as u64),
+            None => {}
+        }
+        let cursor = ctx.bounded(find).await?;
+        let collected = collect(cursor, limits.limit, max_bytes).await?;
+        if collected.documents.is_empty() {
+            ctx.require_collection(&a.database, &a.collection).await?;
+        }
+        let applied = AppliedLimits::new(&limits, max_bytes, &collected);
+        let count = collected.documents.len();
+        let summary = format!(
+            "Found {} in {}{}.",
+            plural(count, "document", "documents"),
+            ns(&a.database, &a.collection),
+            applied.note(count)
+        );
+        // The shape is `FindOutput` (the output schema).
+        let structured =
+            documents_structured(a.database, a.collection, collected.documents, &applied);
+        Ok(Output::data(summary, structured, "/documents"))
     }
-    let cursor = ctx.bounded(find).await?;
-    let collected = collect(cursor, limits.limit, max_bytes).await?;
-    if collected.documents.is_empty() {
-        ctx.require_collection(&a.database, &a.collection).await?;
-    }
-    let applied = AppliedLimits::new(&limits, max_bytes, &collected);
-    let count = collected.documents.len();
-    let summary = format!(
-        "Found {} in {}{}.",
-        plural(count, "document", "documents"),
-        ns(&a.database, &a.collection),
-        applied.note(count)
-    );
-    // Built by moving the documents in; the shape is `FindOutput` (the output schema).
-    let structured = object([
-        ("database", a.database.into()),
-        ("collection", a.collection.into()),
-        ("documents", Value::Array(relaxed_all(collected.documents))),
-        ("count", count.into()),
-        ("appliedLimits", json!(applied)),
-    ]);
-    Ok(Output::data(summary, structured, "/documents"))
 }

@@ -1,7 +1,8 @@
 //! The tools, one file each (names and arguments follow the official MongoDB MCP server, minus `connectionId`).
 //! Each file has its arguments (`…Args`, documented for the JSON schema), its output type (`…Output`, the
-//! `structuredContent` schema) and `run`. This module holds what they share: [`ToolContext`], [`ToolError`] and
-//! argument helpers. The rmcp glue lives in `server`.
+//! `structuredContent` schema) and a unit struct implementing [`Tool`]: name, title, description, [`Effect`] and
+//! `run`. This module holds what they share: [`Tool`], [`ToolContext`], [`ToolError`] and argument helpers
+//! (`limits` for what a read returns at most). The list of tools and the rmcp routes are `mcp::registry`'s.
 
 pub mod aggregate;
 pub mod collection_indexes;
@@ -19,6 +20,7 @@ pub mod drop_index;
 pub mod explain;
 pub mod find;
 pub mod insert_many;
+pub mod limits;
 pub mod list_collections;
 pub mod list_databases;
 pub mod rename_collection;
@@ -29,14 +31,19 @@ use std::time::Duration;
 
 use mongodb::bson::Document;
 use mongodb::{Collection, Database};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ejson::{self, EjsonError};
-use super::guard::{Guard, ReadLimits, Rejected};
+use super::guard::{BadLimit, Guard, Rejected};
 use super::namespace::{DatabaseName, NameError, Namespace};
+use super::render::Output;
 use crate::error::ErrorClass;
-use crate::mongo::collect::{Collected, Cut};
 use crate::mongo::{Mongo, MongoError};
+
+pub use limits::{AppliedLimits, cap_items, response_bytes};
 
 /// At most this many collections are read from `listCollections` (the answer is capped further by the limits).
 const MAX_COLLECTION_SPECS: usize = 100_000;
@@ -71,6 +78,42 @@ pub trait Confirmer: Send + Sync {
     fn confirm(&self, question: String) -> impl Future<Output = Confirmation> + Send;
 }
 
+/// What a tool does to the data. It decides the tool's annotations, whether it is registered when
+/// `mcp.read_only` is on, and whether a confirmation of it is bound to its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only; always registered.
+    Read,
+    /// Adds (documents, an index, a collection) and never asks; registered only when `mcp.read_only = false`.
+    Write,
+    /// May destroy data and asks the user first; registered only when `mcp.read_only = false`.
+    Destructive,
+}
+
+/// One MCP tool: what `tools/list` advertises and what a call runs. Each tool file implements it on a unit
+/// struct; `mcp::registry` builds the router from one list of them.
+pub trait Tool: 'static {
+    /// The name clients call it by (also the metrics and audit `tool`).
+    const NAME: &'static str;
+    /// The annotations' title.
+    const TITLE: &'static str;
+    /// What the model reads to decide when to call it.
+    const DESCRIPTION: &'static str;
+    const EFFECT: Effect;
+    /// The arguments, documented for the input schema. Serialized (as the tool understood them) only to bind a
+    /// confirmation to them.
+    type Args: DeserializeOwned + Serialize + JsonSchema + Send + 'static;
+    /// The shape of `structuredContent`, published as the output schema.
+    type Structured: JsonSchema + 'static;
+
+    /// Runs the call. Destructive tools ask `confirmer` (through [`ToolContext::confirm`]); the others ignore it.
+    fn run(
+        ctx: &ToolContext,
+        confirmer: &impl Confirmer,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Output, ToolError>> + Send;
+}
+
 /// Why a tool call failed; rendered as a tool error (`isError: true`) the model can read.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -101,10 +144,10 @@ impl ToolError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Unavailable(_) => ErrorClass::MongoUnreachable,
-            Self::Rejected(_)
-            | Self::BadArgument(_)
-            | Self::NotConfirmed(_)
-            | Self::InputRequired(_) => ErrorClass::QueryRejected,
+            Self::Rejected(e) => e.class(),
+            Self::BadArgument(_) | Self::NotConfirmed(_) | Self::InputRequired(_) => {
+                ErrorClass::QueryRejected
+            }
             Self::Mongo(e) => e.class(),
             Self::AmbiguousWrite(_) | Self::NotFound(_) => ErrorClass::QueryFailed,
         }
@@ -126,6 +169,12 @@ impl ToolError {
 impl From<NameError> for ToolError {
     fn from(e: NameError) -> Self {
         Self::Rejected(e.into())
+    }
+}
+
+impl From<BadLimit> for ToolError {
+    fn from(e: BadLimit) -> Self {
+        Self::BadArgument(e.to_string())
     }
 }
 
@@ -303,116 +352,21 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
-/// The limits a read applied, as reported in `appliedLimits`.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppliedLimits {
-    /// Documents returned at most.
-    pub limit: u64,
-    /// Whether the requested limit was lowered to mcp.max_documents.
-    pub limit_capped_by_max_documents: bool,
-    /// Bytes of BSON returned at most.
-    pub max_bytes: u64,
-    /// Which limit cut the result short: "maxDocuments" or "maxBytes"; absent when the result is complete
-    /// (for `find`, reaching `limit` is not reported as a cut).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub truncated_by: Option<String>,
-}
-
-impl AppliedLimits {
-    pub fn new(limits: &ReadLimits, max_bytes: u64, collected: &Collected) -> Self {
-        Self {
-            limit: limits.limit,
-            limit_capped_by_max_documents: limits.capped_by_max_documents,
-            max_bytes,
-            truncated_by: collected.cut.map(|c| match c {
-                Cut::MaxDocuments => "maxDocuments".into(),
-                Cut::MaxBytes => "maxBytes".into(),
-            }),
-        }
-    }
-
-    /// The parenthesised note of the summary line.
-    pub fn note(&self, returned: usize) -> String {
-        let mut notes = Vec::new();
-        if self.limit_capped_by_max_documents {
-            notes.push(format!(
-                "limit lowered to mcp.max_documents = {}",
-                self.limit
-            ));
-        } else if returned as u64 == self.limit {
-            notes.push(format!("limit {} applied", self.limit));
-        }
-        match self.truncated_by.as_deref() {
-            Some("maxBytes") => notes.push(format!(
-                "truncated at {} bytes: more documents matched",
-                self.max_bytes
-            )),
-            Some(_) => notes.push(format!(
-                "truncated at {} documents: more matched",
-                self.limit
-            )),
-            None => {}
-        }
-        if notes.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", notes.join("; "))
-        }
-    }
-}
-
-/// Keeps the leading items that fit `mcp.max_documents` items and `mcp.max_bytes` of JSON, for answers that are
-/// lists of names or values rather than documents (`distinct`, `list-collections`, `list-databases`); the limits
-/// say which cut, if any.
-pub fn cap_items<T: serde::Serialize>(ctx: &ToolContext, items: Vec<T>) -> (Vec<T>, AppliedLimits) {
-    let max = ctx.guard.max_documents();
-    let max_bytes = ctx.guard.max_bytes();
-    let mut kept = Vec::with_capacity(items.len().min(max as usize));
-    let mut bytes = 0u64;
-    let mut cut = None;
-    for item in items {
-        if kept.len() as u64 == max {
-            cut = Some(Cut::MaxDocuments);
-            break;
-        }
-        let size = serde_json::to_vec(&item).map_or(0, |v| v.len() as u64 + 1);
-        if bytes + size > max_bytes {
-            cut = Some(Cut::MaxBytes);
-            break;
-        }
-        bytes += size;
-        kept.push(item);
-    }
-    let limits = AppliedLimits {
-        limit: max,
-        limit_capped_by_max_documents: false,
-        max_bytes,
-        truncated_by: cut.map(|c| match c {
-            Cut::MaxDocuments => "maxDocuments".into(),
-            Cut::MaxBytes => "maxBytes".into(),
-        }),
-    };
-    (kept, limits)
-}
-
-impl AppliedLimits {
-    /// " (showing the first N: mcp.max_…)" when `cap_items` cut the list.
-    pub fn showing(&self, shown: usize) -> String {
-        match self.truncated_by.as_deref() {
-            Some("maxBytes") => format!(
-                " (showing the first {shown}: mcp.max_bytes = {})",
-                self.max_bytes
-            ),
-            Some(_) => format!(" (showing the first {shown}: mcp.max_documents)"),
-            None => String::new(),
-        }
-    }
-}
-
-/// A byte limit requested by the tool caller, never above `mcp.max_bytes`.
-pub fn response_bytes(ctx: &ToolContext, requested: Option<u64>) -> u64 {
-    requested.map_or(ctx.guard.max_bytes(), |b| b.min(ctx.guard.max_bytes()))
+/// The `structuredContent` of a read that returns documents (`find`, `aggregate`), built by moving them in.
+pub fn documents_structured(
+    database: String,
+    collection: String,
+    documents: Vec<Document>,
+    applied: &AppliedLimits,
+) -> Value {
+    let count = documents.len();
+    super::render::object([
+        ("database", database.into()),
+        ("collection", collection.into()),
+        ("documents", Value::Array(relaxed_all(documents))),
+        ("count", count.into()),
+        ("appliedLimits", serde_json::json!(applied)),
+    ])
 }
 
 /// Documents as relaxed EJSON values.

@@ -1,0 +1,132 @@
+//! The MCP server's label sets and request metrics: [`Method`] (the `method` of `nexus_mcp_requests_total` and
+//! `nexus_mcp_request_duration_seconds`), [`Timed`] (counts and times one request), and [`precreate`], which
+//! creates every series these labels and the tool call outcomes can take before the first request, so declared
+//! and used labels cannot drift and dashboards see zeros rather than gaps.
+
+use std::time::Instant;
+
+use super::dispatch::CallOutcome;
+use crate::metrics::McpMetrics;
+
+/// An MCP method the server answers, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Initialize,
+    ToolsList,
+    ToolsCall,
+    ResourcesList,
+    ResourcesRead,
+}
+
+impl Method {
+    /// Every method; [`precreate`] creates their series.
+    pub const ALL: [Self; 5] = [
+        Self::Initialize,
+        Self::ToolsList,
+        Self::ToolsCall,
+        Self::ResourcesList,
+        Self::ResourcesRead,
+    ];
+
+    /// The JSON-RPC method name, used as the label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Initialize => "initialize",
+            Self::ToolsList => "tools/list",
+            Self::ToolsCall => "tools/call",
+            Self::ResourcesList => "resources/list",
+            Self::ResourcesRead => "resources/read",
+        }
+    }
+}
+
+/// Creates the series of every [`Method`], and of every tool in `tools` with every [`CallOutcome`] label.
+pub fn precreate<'a>(metrics: &McpMetrics, tools: impl IntoIterator<Item = &'a str>) {
+    for method in Method::ALL {
+        metrics.requests.with_label_values(&[method.as_str()]);
+        metrics
+            .request_duration
+            .with_label_values(&[method.as_str()]);
+    }
+    for tool in tools {
+        for outcome in CallOutcome::LABELS {
+            metrics.tool_calls.with_label_values(&[tool, outcome]);
+        }
+    }
+}
+
+/// Counts and times one MCP request (and holds its place in `nexus_mcp_in_flight`) until dropped.
+pub struct Timed<'a> {
+    metrics: &'a McpMetrics,
+    method: Method,
+    started: Instant,
+}
+
+impl<'a> Timed<'a> {
+    pub fn start(metrics: &'a McpMetrics, method: Method) -> Self {
+        metrics.in_flight.inc();
+        Self {
+            metrics,
+            method,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        let method = self.method.as_str();
+        self.metrics.in_flight.dec();
+        self.metrics.requests.with_label_values(&[method]).inc();
+        self.metrics
+            .request_duration
+            .with_label_values(&[method])
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn every_method_and_tool_outcome_exists_before_the_first_request() {
+        let metrics = Metrics::new();
+        precreate(&metrics.mcp, ["find"]);
+        let text = metrics.render();
+        for method in Method::ALL {
+            assert!(
+                text.contains(&format!(
+                    "nexus_mcp_requests_total{{method=\"{}\"}} 0",
+                    method.as_str()
+                )),
+                "{method:?} missing:\n{text}"
+            );
+        }
+        for outcome in CallOutcome::LABELS {
+            assert!(
+                text.contains(&format!(
+                    "nexus_mcp_tool_calls_total{{outcome=\"{outcome}\",tool=\"find\"}} 0"
+                )),
+                "{outcome} missing:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_timed_request_counts_under_its_own_label() {
+        let metrics = Metrics::new();
+        precreate(&metrics.mcp, []);
+        drop(Timed::start(&metrics.mcp, Method::ResourcesList));
+        assert_eq!(
+            metrics
+                .mcp
+                .requests
+                .with_label_values(&["resources/list"])
+                .get(),
+            1
+        );
+        assert_eq!(metrics.mcp.in_flight.get(), 0);
+    }
+}
