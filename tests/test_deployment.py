@@ -2,10 +2,12 @@
 port, probe path, config key, env name, CLI flag and metric name they use exists in nexus-mcp — and consistent with
 each other as a fleet on Kubernetes + Istio runs them: the kustomize build applies (no placeholder Secret), the
 network and mesh policies admit the same callers, the drain fits in the grace period, alerts link their runbooks.
-The manifests are checked as `kubectl kustomize k8s/` builds them, which is what `kubectl apply -k` applies."""
+The manifests are checked as `kubectl kustomize k8s/` builds them, which is what `kubectl apply -k` applies. The compose
+dev stack is a replica set that its services, the bastion's PermitOpen and the URI gen-dev-keys.sh writes agree on."""
 
 import base64
 import functools
+import getpass
 import json
 import os
 import re
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support import Nexus, REPO, free_port
+from support import Nexus, REPO, Sshd, free_port
 from support.nexus import BINARY
 
 PROMTOOL = REPO / ".run" / "tools" / "promtool"
@@ -487,3 +489,219 @@ def test_critical_availability_alerts_are_per_namespace_not_per_pod():
         assert "pod" not in alert["expr"], f"{name} must aggregate over pods: one page per outage"
     assert critical["NexusSshHostKeyMismatch"]["labels"]["category"] == "security"
     assert 'class="SSH_HOST_KEY_MISMATCH"' in critical["NexusSshHostKeyMismatch"]["expr"]
+
+
+# ---- The compose dev stack: a replica set behind the bastion ------------------------------------------------------
+
+DOCKER = REPO / "docker"
+RS_INIT = DOCKER / "mongo-rs" / "initiate.js"
+RS_MEMBERS = ["mongo-0:27017", "mongo-1:27017", "mongo-2:27017"]
+GENERATED_URI = ("mongodb://app:{password}@mongo-0:27017,mongo-1:27017,mongo-2:27017/shop"
+                 "?replicaSet=rs0&authSource=shop\n")
+
+
+def compose() -> dict:
+    return yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+
+
+def sshd_option(name: str) -> str:
+    """One option of the dev bastion's sshd_config, as written."""
+    found = re.findall(rf"^{name} (.+)$", (DOCKER / "bastion" / "sshd_config").read_text(), re.M)
+    assert len(found) == 1, f"{name}: {found}"
+    return found[0]
+
+
+def generate_dev_secrets(root: Path, stale: dict[str, str] | None = None) -> Path:
+    """Copies docker/ (without anyone's real .secrets) to `root`, writes `stale` files into its .secrets first, runs
+    gen-dev-keys.sh there and returns the .secrets directory."""
+    shutil.copytree(DOCKER, root, ignore=shutil.ignore_patterns(".secrets"))
+    secrets = root / ".secrets"
+    for name, text in (stale or {}).items():
+        (secrets / name).parent.mkdir(parents=True, exist_ok=True)
+        (secrets / name).write_text(text)
+    run = subprocess.run(["bash", str(root / "gen-dev-keys.sh")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return secrets
+
+
+def test_compose_runs_a_three_member_replica_set_that_the_bastion_and_the_generated_uri_name(tmp_path):
+    services = compose()["services"]
+    members = sorted(name for name, s in services.items() if "--replSet" in s.get("command", []))
+    assert members == ["mongo-0", "mongo-1", "mongo-2"]
+    for name in members:
+        s = services[name]
+        assert s["image"] == "mongo:7"
+        args = s["command"]
+        assert args[args.index("--replSet") + 1] == "rs0"
+        assert s["networks"] == ["data"]
+        assert s["volumes"][-1] == f"{name}-data:/data/db"
+        # Healthy = answers at its member address (not the loopback-only mongod of mongo-0's first start).
+        assert s["healthcheck"]["test"][:5] == ["CMD", "mongosh", "--quiet", "--host", name]
+    # Only the preferred primary creates the root user and runs the init scripts (app user, sample data).
+    assert [n for n in members if "environment" in services[n]] == ["mongo-0"]
+    init_scripts = "./mongo-init:/docker-entrypoint-initdb.d:ro"
+    assert [n for n in members if init_scripts in services[n]["volumes"]] == ["mongo-0"]
+    assert services["mongo-0"]["environment"]["MONGO_INITDB_ROOT_PASSWORD_FILE"] == "/run/secrets/mongo_root_password"
+
+    # The one-shot init service initiates exactly these members; the bastion waits for it to succeed.
+    init = services["mongo-rs-init"]
+    assert init["environment"]["RS_NAME"] == "rs0"
+    assert init["environment"]["RS_MEMBERS"].split(",") == RS_MEMBERS
+    assert [h.removesuffix(":27017") for h in RS_MEMBERS] == members
+    root = services["mongo-0"]["environment"]["MONGO_INITDB_ROOT_USERNAME"]
+    assert (init["environment"]["MONGO_ROOT_USERNAME"], root) == ("root", "root")
+    assert init["depends_on"] == {m: {"condition": "service_healthy"} for m in members}
+    assert services["bastion"]["depends_on"] == {"mongo-rs-init": {"condition": "service_completed_successfully"}}
+
+    # The bastion forwards to exactly the members, by name, and nothing else.
+    assert sshd_option("PermitOpen").split() == RS_MEMBERS
+    assert sshd_option("AllowTcpForwarding") == "local"
+
+    # gen-dev-keys.sh writes the replica-set URI with these members, also over a URI of the old single-host shape.
+    secrets = generate_dev_secrets(tmp_path / "docker",
+                                   {"mongo_uri": "mongodb://app:old@mongo:27017/shop?authSource=shop\n"})
+    password = (secrets / "mongo_app_password").read_text().strip()
+    assert re.fullmatch(r"[A-Za-z0-9]{20,}", password)
+    uri = (secrets / "mongo_uri").read_text()
+    assert uri == GENERATED_URI.format(password=password)
+    assert re.search(r"@([^/]+)/", uri).group(1).split(",") == RS_MEMBERS
+
+    # Idempotent: a second run keeps every key and password (all members must share the keyfile) and the URI.
+    before = {str(p.relative_to(secrets)): p.read_bytes() for p in secrets.rglob("*") if p.is_file()}
+    again = subprocess.run(["bash", str(tmp_path / "docker" / "gen-dev-keys.sh")], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert {str(p.relative_to(secrets)): p.read_bytes() for p in secrets.rglob("*") if p.is_file()} == before
+
+
+def test_every_member_gets_the_keyfile_as_mongod_requires_it(tmp_path):
+    c = compose()
+    assert c["secrets"]["mongo_keyfile"] == {"file": "./.secrets/mongo_keyfile"}
+    for name in ("mongo-0", "mongo-1", "mongo-2"):
+        s = c["services"][name]
+        assert "mongo_keyfile" in s["secrets"]
+        keyfile = s["command"][s["command"].index("--keyFile") + 1]
+        # The bind-mounted secret keeps the host file's owner and mode: the wrapper copies it for mongod (uid 999,
+        # 0400) and then runs the image's own entrypoint with the command (`$$` is Compose's escape for `$`).
+        assert s["entrypoint"] == [
+            "bash", "-c",
+            f'install -o 999 -g 999 -m 0400 /run/secrets/mongo_keyfile {keyfile} && exec docker-entrypoint.sh "$$@"',
+            "mongod-keyfile"]
+        assert keyfile == "/etc/mongo-keyfile"
+    # The generated key is what mongod accepts: base64 characters only, 6 to 1024 of them (whitespace ignored).
+    key = (generate_dev_secrets(tmp_path / "docker") / "mongo_keyfile").read_text()
+    assert re.fullmatch(r"[A-Za-z0-9+/=\n]+", key)
+    assert len(re.sub(r"\s", "", key)) == 1008
+
+
+def run_rs_init(env: dict[str, str], statuses: list[dict]) -> dict:
+    """Runs docker/mongo-rs/initiate.js under node with stand-ins for what mongosh gives it (`rs`, `db`, `fs`,
+    `print`, `sleep`, `process.env`). `statuses` are rs.status()'s successive answers: {"error": codeName} to throw,
+    else {"set": name, "states": [stateStr per member]} (the last one repeats). Returns the calls and the error."""
+    harness = r"""
+const vm = require("vm");
+const [script, spec] = [require("fs").readFileSync(process.argv[1], "utf8"), JSON.parse(process.argv[2])];
+const calls = [];
+let n = 0;
+const sandbox = {
+  process: { env: spec.env },
+  fs: { readFileSync: (path, enc) => { calls.push(["read", path, enc]); return "s3cret-root\n"; } },
+  print: (text) => calls.push(["print", text]),
+  sleep: (ms) => calls.push(["sleep", ms]),
+  db: { getSiblingDB: (db) => ({ auth: (user, pwd) => { calls.push(["auth", db, user, pwd]); return { ok: 1 }; } }) },
+  rs: {
+    status: () => {
+      const s = spec.statuses[Math.min(n++, spec.statuses.length - 1)];
+      calls.push(["status"]);
+      if (s.error) { const e = new Error(s.error); e.codeName = s.error; throw e; }
+      return { set: s.set, members: s.states.map((stateStr, i) => ({ name: `mongo-${i}:27017`, stateStr })) };
+    },
+    initiate: (config) => { calls.push(["initiate", config]); return { ok: 1 }; },
+  },
+};
+let error = null;
+try { vm.runInNewContext(script, sandbox, { filename: process.argv[1] }); } catch (e) { error = e.message; }
+console.log(JSON.stringify({ calls, error }));
+"""
+    out = subprocess.run(["node", "-e", harness, str(RS_INIT), json.dumps({"env": env, "statuses": statuses})],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_the_init_service_initiates_the_set_once_and_waits_for_a_writable_primary():
+    env = compose()["services"]["mongo-rs-init"]["environment"]
+    ready = {"set": "rs0", "states": ["PRIMARY", "SECONDARY", "SECONDARY"]}
+
+    fresh = run_rs_init(env, [{"error": "NotYetInitialized"},
+                              {"set": "rs0", "states": ["STARTUP2", "STARTUP", "STARTUP"]},
+                              {"set": "rs0", "states": ["SECONDARY", "SECONDARY", "STARTUP2"]}, ready])
+    assert fresh["error"] is None
+    assert fresh["calls"][:2] == [["read", "/run/secrets/mongo_root_password", "utf8"],
+                                  ["auth", "admin", "root", "s3cret-root"]]
+    assert [c[1] for c in fresh["calls"] if c[0] == "initiate"] == [
+        {"_id": "rs0", "members": [{"_id": 0, "host": "mongo-0:27017", "priority": 2},
+                                   {"_id": 1, "host": "mongo-1:27017", "priority": 1},
+                                   {"_id": 2, "host": "mongo-2:27017", "priority": 1}]}]
+    assert [c[0] for c in fresh["calls"]].count("sleep") == 2
+    assert fresh["calls"][-1] == ["print", "replica set rs0: ready (mongo-0:27017 PRIMARY, mongo-1:27017 SECONDARY, "
+                                           "mongo-2:27017 SECONDARY)"]
+
+    # Run again on an initiated set (every `docker compose up` runs it): no second initiate, only the wait.
+    rerun = run_rs_init(env, [ready])
+    assert rerun["error"] is None
+    assert [c[0] for c in rerun["calls"]] == ["read", "auth", "status", "print", "status", "print"]
+    assert rerun["calls"][3] == ["print", "replica set rs0: already initiated"]
+
+    # No primary in time: a non-zero exit (init.sh retries, then the bastion never starts on a broken set).
+    no_primary = {"set": "rs0", "states": ["SECONDARY", "SECONDARY", "SECONDARY"]}
+    stuck = run_rs_init(env | {"RS_WAIT_SECONDS": "0"}, [no_primary])
+    assert stuck["error"] == ("replica set rs0: no writable primary with 2 secondaries within 0 s (mongo-0:27017 "
+                              "SECONDARY, mongo-1:27017 SECONDARY, mongo-2:27017 SECONDARY)")
+    assert "initiate" not in [c[0] for c in stuck["calls"]]
+    other = run_rs_init(env, [{"set": "rs9", "states": ["PRIMARY"]}])
+    assert other["error"] == "this member belongs to replica set rs9, not rs0"
+    denied = run_rs_init(env, [{"error": "Unauthorized"}])
+    assert denied["error"] == "Unauthorized"
+
+
+def test_the_dev_nexus_config_dials_every_member_by_name_through_the_dev_bastions_permitopen(tmp_path):
+    """nexus-mcp with docker/nexus/config.toml (no [tunnel]: auto) and the URI gen-dev-keys.sh writes, against an sshd
+    with the dev bastion's forwarding rules: it serves the SOCKS route and asks the bastion for each member by name,
+    and the bastion admits each one (no `mongo-N` resolves on this machine, so the connects themselves fail)."""
+    assert "tunnel" not in tomllib.loads((DOCKER / "nexus" / "config.toml").read_text())
+    secrets = generate_dev_secrets(tmp_path / "docker")
+    sshd = Sshd(tmp_path / "sshd", authorized_keys=[secrets / "client" / "id_ed25519"],
+                permit_open=sshd_option("PermitOpen").split(), allow_tcp_forwarding=sshd_option("AllowTcpForwarding"))
+    try:
+        (tmp_path / "known_hosts").write_text(sshd.known_hosts_line())
+        env = os.environ | {
+            "NEXUS_SSH__HOST": sshd.host, "NEXUS_SSH__PORT": str(sshd.port), "NEXUS_SSH__USER": getpass.getuser(),
+            "NEXUS_SSH__PRIVATE_KEY": str(secrets / "client" / "id_ed25519"),
+            "NEXUS_SSH__KNOWN_HOSTS": str(tmp_path / "known_hosts"),
+            "NEXUS_SERVER__AUTH_TOKENS_FILE": str(secrets / "tokens"),
+            "NEXUS_MONGO__URI_FILE": str(secrets / "mongo_uri")}
+        check = subprocess.run([str(BINARY), "check", "--config", str(DOCKER / "nexus" / "config.toml")], env=env,
+                               capture_output=True, text=True, timeout=60)
+    finally:
+        sshd.stop()
+    assert check.returncode == 12, check.stdout + check.stderr
+    tunnel, mongodb = check.stdout.splitlines()[:2]
+    assert re.search(r"session up; forward 127\.0\.0\.1:\d+ → mongo-0:27017, socks5 127\.0\.0\.1:\d+ → any host",
+                     tunnel), tunnel
+    refused = "SSH_FORWARD_REFUSED: the bastion refused to forward to mongo-0:27017, mongo-1:27017, mongo-2:27017"
+    assert refused in mongodb, mongodb
+    log = sshd.log_text()
+    assert sorted(set(re.findall(r"connect_to (mongo-\d)\b", log))) == ["mongo-0", "mongo-1", "mongo-2"], log
+    assert "denied" not in log, log
+    # Without the replica-set route the same URI is refused at startup: the compose config relies on auto.
+    forced = subprocess.run([str(BINARY), "check", "--config", str(DOCKER / "nexus" / "config.toml")],
+                            env=env | {"NEXUS_TUNNEL__MODE": "forward"}, capture_output=True, text=True, timeout=30)
+    assert forced.returncode == 64 and "lists several hosts" in forced.stderr, forced.stdout + forced.stderr
+
+
+def test_nexus_mcp_gets_the_time_to_drain_before_docker_kills_it():
+    service = compose()["services"]["nexus-mcp"]
+    assert "shutdown_grace" not in tomllib.loads((DOCKER / "nexus" / "config.toml").read_text()).get("server", {})
+    default_grace = seconds(tomllib.loads((REPO / "config" / "default.toml").read_text())["server"]["shutdown_grace"])
+    assert (seconds(service["stop_grace_period"]), default_grace, shutdown_close_budget()) == (40, 30, 6)
+    assert seconds(service["stop_grace_period"]) >= default_grace + shutdown_close_budget()
