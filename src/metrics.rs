@@ -383,8 +383,15 @@ pub struct McpMetrics {
     pub in_flight: IntGauge,
 }
 
-/// MCP methods pre-created so dashboards see them from the start.
-const MCP_METHODS: [&str; 4] = ["initialize", "tools/list", "tools/call", "resources/read"];
+/// MCP methods pre-created so the families show from the start (`mcp::requests::precreate` adds the same from
+/// `Method::ALL`; a unit test there keeps the two lists equal).
+pub const MCP_METHODS: [&str; 5] = [
+    "initialize",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+];
 
 impl McpMetrics {
     fn register(r: &Registry) -> Self {

@@ -130,3 +130,14 @@ mod tests {
         assert_eq!(metrics.mcp.in_flight.get(), 0);
     }
 }
+
+#[cfg(test)]
+mod method_list_tests {
+    use super::Method;
+
+    #[test]
+    fn the_metrics_pre_created_methods_are_the_methods() {
+        let ours: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+        assert_eq!(ours, crate::metrics::MCP_METHODS.to_vec());
+    }
+}
