@@ -195,7 +195,7 @@ proptest! {
                 let debug = format!("{:?}", parsed);
                 prop_assert!(!debug.contains(&password));
             }
-            Err(e) => prop_assert!(!e.contains(&password)),
+            Err(e) => prop_assert!(!e.to_string().contains(&password)),
         }
     }
 

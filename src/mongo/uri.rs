@@ -5,6 +5,32 @@ use std::fmt;
 
 use crate::secret::Secret;
 
+/// Why a connection string cannot be used. Messages never repeat a password.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UriError {
+    #[error("must start with mongodb:// or mongodb+srv://")]
+    Scheme,
+    #[error(
+        "the user name or password must be percent-encoded: '/', '?', '@' and ':' in it are written %2F, %3F, %40 \
+         and %3A"
+    )]
+    NotPercentEncoded,
+    #[error("has no host")]
+    NoHost,
+    #[error("has an empty host")]
+    EmptyHost,
+    #[error("mongodb+srv:// takes exactly one host name without a port")]
+    SrvHosts,
+    #[error("unix socket hosts cannot be reached through an SSH forward")]
+    UnixSocket,
+    #[error("has an invalid IPv6 host")]
+    Ipv6,
+    #[error("has an unclosed `[` in a host")]
+    UnclosedBracket,
+    #[error("has an invalid port `{0}`")]
+    Port(String),
+}
+
 /// A parsed `mongodb://` or `mongodb+srv://` URI. `Debug`, `Display` and `Serialize` show it redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MongoUri {
@@ -24,13 +50,13 @@ impl MongoUri {
     ///
     /// # Errors
     /// A sentence saying what is wrong; it never repeats the password.
-    pub fn parse(uri: &str) -> Result<Self, String> {
+    pub fn parse(uri: &str) -> Result<Self, UriError> {
         let (srv, rest) = if let Some(r) = uri.strip_prefix("mongodb+srv://") {
             (true, r)
         } else if let Some(r) = uri.strip_prefix("mongodb://") {
             (false, r)
         } else {
-            return Err("must start with mongodb:// or mongodb+srv://".into());
+            return Err(UriError::Scheme);
         };
         // Credentials first: a password that is not percent-encoded may hold '/', '?' or '@', which would
         // otherwise be read as the end of the host list (and echoed in an error as a "port").
@@ -45,9 +71,7 @@ impl MongoUri {
             _ => (None, rest),
         };
         if unencoded || userinfo.is_some_and(|u| u.contains('@') || u.matches(':').count() > 1) {
-            return Err("the user name or password must be percent-encoded: '/', '?', '@' and ':' in it are \
-                        written %2F, %3F, %40 and %3A"
-                .into());
+            return Err(UriError::NotPercentEncoded);
         }
         let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (host_list, tail) = rest.split_at(authority_end);
@@ -59,14 +83,14 @@ impl MongoUri {
             None => (None, false),
         };
         if host_list.is_empty() {
-            return Err("has no host".into());
+            return Err(UriError::NoHost);
         }
         let hosts = host_list
             .split(',')
             .map(parse_host)
             .collect::<Result<Vec<_>, _>>()?;
         if srv && (hosts.len() != 1 || host_list.contains(':')) {
-            return Err("mongodb+srv:// takes exactly one host name without a port".into());
+            return Err(UriError::SrvHosts);
         }
         Ok(Self {
             raw: Secret::new(uri),
@@ -130,16 +154,16 @@ impl MongoUri {
     }
 }
 
-fn parse_host(h: &str) -> Result<(String, u16), String> {
+fn parse_host(h: &str) -> Result<(String, u16), UriError> {
     if h.ends_with(".sock") || h.contains('%') {
-        return Err("unix socket hosts cannot be reached through an SSH forward".into());
+        return Err(UriError::UnixSocket);
     }
     let (host, port) = if let Some(v6) = h.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or("has an unclosed `[` in a host")?;
+        let (host, after) = v6.split_once(']').ok_or(UriError::UnclosedBracket)?;
         match after.strip_prefix(':') {
             Some(p) => (host, Some(p)),
             None if after.is_empty() => (host, None),
-            None => return Err("has an invalid IPv6 host".into()),
+            None => return Err(UriError::Ipv6),
         }
     } else {
         match h.rsplit_once(':') {
@@ -148,12 +172,12 @@ fn parse_host(h: &str) -> Result<(String, u16), String> {
         }
     };
     if host.is_empty() {
-        return Err("has an empty host".into());
+        return Err(UriError::EmptyHost);
     }
     let port = match port {
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p > 0 => p,
-            _ => return Err(format!("has an invalid port `{p}`")),
+            _ => return Err(UriError::Port(p.to_string())),
         },
         None => DEFAULT_PORT,
     };
@@ -264,7 +288,7 @@ mod tests {
             "mongodb://app:pa55@x@mongo.internal/db",
             "mongodb://app:pa55:x@mongo.internal/db",
         ] {
-            let e = MongoUri::parse(uri).unwrap_err();
+            let e = MongoUri::parse(uri).unwrap_err().to_string();
             assert!(e.contains("percent-encoded"), "{uri}: {e}");
             assert!(!e.contains("pa55"), "{e}");
         }
@@ -302,7 +326,7 @@ mod tests {
             "mongodb://%2Ftmp%2Fmongodb-27017.sock",
             "mongodb+srv://u:hunter2@c.example:27017",
         ] {
-            let e = MongoUri::parse(bad).unwrap_err();
+            let e = MongoUri::parse(bad).unwrap_err().to_string();
             assert!(!e.contains("hunter2"), "{bad}: {e}");
         }
     }
