@@ -234,3 +234,35 @@ def test_an_unresolvable_srv_name_stops_with_the_fix(stack):
     assert done.returncode == 64, done.stdout + done.stderr
     assert "mongodb+srv://" in done.stderr and "write the seed list instead" in done.stderr, done.stderr
     assert time.monotonic() - started < 30
+
+
+def test_the_socks_route_serves_only_this_process(stack, rs):
+    """Another local process cannot use the route: it listens on 127.0.0.1 and wants the per-process password."""
+    import re
+    import socket
+    nexus = stack.nexus(mongo={"uri": rs.uri()})
+    nexus.wait_ready()
+    up = [line for line in nexus.log_lines() if line.get("message") == "tunnel up"][0]
+    host, port = re.search(r"socks5 (127\.0\.0\.1):(\d+)", up["route"]).groups()
+    target = rs.members[0]
+
+    def attempt(greeting: bytes, auth: bytes | None) -> bytes:
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(greeting)
+            chosen = s.recv(2)
+            if auth is None or chosen != b"\x05\x02":
+                return chosen
+            s.sendall(auth)
+            answer = s.recv(2)
+            if answer != b"\x01\x00":
+                return answer
+            addr = socket.inet_aton(target[0])
+            s.sendall(b"\x05\x01\x00\x01" + addr + target[1].to_bytes(2, "big"))
+            return s.recv(2)
+
+    assert attempt(b"\x05\x01\x00", None) == b"\x05\xff", "no-authentication is not offered"
+    user, password = b"nexus-mcp", b"guess"
+    refused = attempt(b"\x05\x01\x02", b"\x01" + bytes([len(user)]) + user + bytes([len(password)]) + password)
+    assert refused[:1] == b"\x01" and refused[1:] != b"\x00", refused
+    assert nexus.metric('nexus_tunnel_connections_refused_total{reason="socks_handshake"}') == 2
+    assert "guess" not in nexus.logs()
