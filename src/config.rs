@@ -227,6 +227,8 @@ struct RawSsh {
     #[serde(default)]
     private_key: Option<PathBuf>,
     #[serde(default)]
+    certificate: Option<PathBuf>,
+    #[serde(default)]
     private_key_passphrase: Option<String>,
     #[serde(default)]
     private_key_passphrase_file: Option<PathBuf>,
@@ -378,11 +380,18 @@ impl fmt::Display for SshEndpoint {
     }
 }
 
-/// Credentials, tried in this order: agent, key, password.
+/// Credentials, tried in this order: agent, key files, password; certificates first wherever a key has one.
 #[derive(Clone, Debug, Serialize)]
 pub struct SshAuth {
     pub agent: bool,
-    pub private_key: Option<PathBuf>,
+    /// With the agent, offer only its identities matching a configured key or certificate (`IdentitiesOnly`).
+    pub identities_only: bool,
+    /// Private key files, tried in order (`ssh.private_key`, or the ssh_config's IdentityFile entries).
+    pub private_keys: Vec<PathBuf>,
+    /// User certificates (`ssh.certificate`, CertificateFile), each presented with the key — file or agent — it
+    /// certifies. A key file's `<key>-cert.pub` is used too, as OpenSSH does.
+    pub certificates: Vec<PathBuf>,
+    /// Decrypts the key files.
     pub private_key_passphrase: Option<Secret>,
     pub password: Option<Secret>,
 }
@@ -934,6 +943,16 @@ fn validate_tunnel(
     )?;
     let password = secret_value("ssh.password", ssh.password, ssh.password_file)?;
     let private_key = ssh.private_key.map(|p| expand_home(&p));
+    let certificate = ssh.certificate.map(|p| expand_home(&p));
+    if let Some(path) = &certificate {
+        readable("ssh.certificate", path)?;
+        if private_key.is_none() && !ssh.agent {
+            return Err(ConfigError::invalid(
+                "ssh.certificate",
+                "set without its key: set ssh.private_key, or ssh.agent = true when the agent holds the key",
+            ));
+        }
+    }
     if let Some(path) = &private_key {
         readable("ssh.private_key", path)?;
     } else if passphrase.is_some() {
@@ -1031,7 +1050,9 @@ fn validate_tunnel(
         bastion,
         auth: SshAuth {
             agent: ssh.agent,
-            private_key,
+            identities_only: false,
+            private_keys: private_key.into_iter().collect(),
+            certificates: certificate.into_iter().collect(),
             private_key_passphrase: passphrase,
             password,
         },
@@ -1544,6 +1565,29 @@ mod tests {
             load(&s).unwrap()
         };
         assert!(c.tunnel.is_none());
+    }
+
+    #[test]
+    fn a_certificate_needs_its_key() {
+        let e = err(
+            MINIMAL,
+            &[
+                ("NEXUS_SSH__CERTIFICATE", "{key}"),
+                ("NEXUS_SSH__AGENT", "false"),
+                ("NEXUS_SSH__PASSWORD", "pw"),
+            ],
+        );
+        assert!(e.starts_with("ssh.certificate: set without its key"), "{e}");
+        let (_d, s) = sources(
+            MINIMAL,
+            &[
+                ("NEXUS_SSH__CERTIFICATE", "{key}"),
+                ("NEXUS_SSH__PRIVATE_KEY", "{key}"),
+            ],
+        );
+        let auth = load(&s).unwrap().tunnel.unwrap().auth;
+        assert_eq!(auth.certificates, auth.private_keys);
+        assert_eq!(auth.certificates.len(), 1);
     }
 
     #[test]

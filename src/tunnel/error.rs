@@ -38,12 +38,34 @@ pub enum TunnelError {
         known_hosts: String,
         fingerprint: String,
     },
+    #[error(
+        "host certificate of {endpoint} ({certificate}) refused: {reason}; known_hosts {known_hosts} must list its \
+         signer as `@cert-authority` for this host, and the certificate must be a valid host certificate naming it"
+    )]
+    HostCertificateRefused {
+        endpoint: String,
+        known_hosts: String,
+        certificate: String,
+        reason: String,
+    },
+    #[error(
+        "the {what} of the host certificate of {endpoint} ({fingerprint}) is marked @revoked in {known_hosts}: \
+         refusing to connect"
+    )]
+    HostCertificateRevoked {
+        endpoint: String,
+        known_hosts: String,
+        what: &'static str,
+        fingerprint: String,
+    },
     #[error("cannot check the host key of {endpoint}: {reason}")]
     KnownHosts { endpoint: String, reason: String },
     #[error("authentication as {endpoint} failed; tried: {tried}")]
     AuthFailed { endpoint: String, tried: String },
     #[error("cannot use private key {path}: {reason}")]
     PrivateKey { path: String, reason: String },
+    #[error("cannot use certificate {path}: {reason}")]
+    Certificate { path: String, reason: String },
     #[error("the bastion refused to forward to {target}: {reason}")]
     ForwardRefused { target: String, reason: String },
     #[error("no SSH session: {0}")]
@@ -70,11 +92,15 @@ impl TunnelError {
             | Self::ConnectTimeout { .. }
             | Self::Down(_)
             | Self::SessionLost(_) => ErrorClass::SshUnreachable,
-            Self::HostKeyUnknown { .. } | Self::KnownHosts { .. } => ErrorClass::SshHostKeyUnknown,
-            Self::HostKeyMismatch { .. } | Self::HostKeyRevoked { .. } => {
-                ErrorClass::SshHostKeyMismatch
+            Self::HostKeyUnknown { .. }
+            | Self::KnownHosts { .. }
+            | Self::HostCertificateRefused { .. } => ErrorClass::SshHostKeyUnknown,
+            Self::HostKeyMismatch { .. }
+            | Self::HostKeyRevoked { .. }
+            | Self::HostCertificateRevoked { .. } => ErrorClass::SshHostKeyMismatch,
+            Self::AuthFailed { .. } | Self::PrivateKey { .. } | Self::Certificate { .. } => {
+                ErrorClass::SshAuthFailed
             }
-            Self::AuthFailed { .. } | Self::PrivateKey { .. } => ErrorClass::SshAuthFailed,
             Self::ForwardRefused { .. } => ErrorClass::SshForwardRefused,
             Self::Bind { .. } => ErrorClass::ConfigInvalid,
             Self::AddressInUse { .. } => ErrorClass::AddressInUse,

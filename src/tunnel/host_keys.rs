@@ -1,10 +1,12 @@
 //! Host key verification against known_hosts, per `ssh.host_key_policy`. Fail-closed: anything but a recorded,
-//! matching key is refused unless the policy says otherwise.
+//! matching key — or a host certificate from an `@cert-authority` listed for the host — is refused unless the
+//! policy says otherwise.
 
 use std::path::Path;
 
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::{Certificate, HashAlg, PublicKey, PublicKeyOrCertificate};
 
+use super::certs::{self, HostCertProblem};
 use super::error::TunnelError;
 use super::known_hosts;
 use crate::config::{HostKeyPolicy, SshEndpoint};
@@ -22,6 +24,86 @@ pub(super) enum Verdict {
     Refused(TunnelError),
 }
 
+/// Whether known_hosts lists a `@cert-authority` for `endpoint`: only then are host certificate algorithms offered
+/// (a server asked for one presents its certificate instead of its plain key).
+pub(super) fn has_authority(endpoint: &SshEndpoint, known_hosts: &Path) -> bool {
+    known_hosts::recorded(known_hosts, &endpoint.host, endpoint.port)
+        .is_ok_and(|r| !r.authorities.is_empty())
+}
+
+/// Checks what `endpoint` offered — a plain key or a host certificate — against `known_hosts` under `policy`.
+pub(super) fn verify_offered(
+    endpoint: &SshEndpoint,
+    offered: &PublicKeyOrCertificate,
+    known_hosts: &Path,
+    policy: HostKeyPolicy,
+) -> Verdict {
+    match offered {
+        PublicKeyOrCertificate::Certificate(cert) if policy != HostKeyPolicy::InsecureAcceptAny => {
+            verify_certificate(endpoint, cert, known_hosts, certs::now())
+        }
+        other => verify(endpoint, &other.public_key(), known_hosts, policy),
+    }
+}
+
+/// A host certificate: trusted when an authority listed for the host vouches for it; otherwise only when its plain
+/// key is itself recorded for the host (as OpenSSH falls back to the plain key). Never learned (accept-new): a
+/// certificate that fails is a reason to stop, not a new host. Revocation of the key or its authority always wins.
+fn verify_certificate(
+    endpoint: &SshEndpoint,
+    cert: &Certificate,
+    known_hosts: &Path,
+    now: u64,
+) -> Verdict {
+    let known_hosts_name = known_hosts.display().to_string();
+    let recorded = match read(endpoint, known_hosts) {
+        Ok(recorded) => recorded,
+        Err(e) => return Verdict::Refused(e),
+    };
+    let problem = match certs::check_host_certificate(
+        cert,
+        &endpoint.host,
+        &recorded.authorities,
+        &recorded.revoked,
+        now,
+    ) {
+        Ok(line) => {
+            tracing::debug!(endpoint = %endpoint, known_hosts = %known_hosts_name, line, certificate = %certs::describe(cert), "host certificate accepted");
+            return Verdict::Trusted;
+        }
+        Err(HostCertProblem::Revoked { what, fingerprint }) => {
+            return Verdict::Refused(TunnelError::HostCertificateRevoked {
+                endpoint: endpoint.to_string(),
+                known_hosts: known_hosts_name,
+                what,
+                fingerprint,
+            });
+        }
+        Err(HostCertProblem::Untrusted(why)) => why,
+    };
+    let plain = cert.public_key();
+    if recorded.keys.iter().any(|(_, k)| k.key_data() == plain) {
+        tracing::warn!(endpoint = %endpoint, known_hosts = %known_hosts_name, cause = %problem, "host certificate not trusted, but its plain key is recorded for the host: accepted as a plain key");
+        return Verdict::Trusted;
+    }
+    Verdict::Refused(TunnelError::HostCertificateRefused {
+        endpoint: endpoint.to_string(),
+        known_hosts: known_hosts_name,
+        certificate: certs::describe(cert),
+        reason: problem,
+    })
+}
+
+/// What `known_hosts` says about `endpoint`.
+fn read(endpoint: &SshEndpoint, known_hosts: &Path) -> Result<known_hosts::Recorded, TunnelError> {
+    known_hosts::recorded(known_hosts, &endpoint.host, endpoint.port).map_err(|e| {
+        TunnelError::KnownHosts {
+            endpoint: endpoint.to_string(),
+            reason: format!("{}: {e}", known_hosts.display()),
+        }
+    })
+}
+
 /// Checks `key`, offered by `endpoint`, against `known_hosts` under `policy`.
 pub(super) fn verify(
     endpoint: &SshEndpoint,
@@ -34,14 +116,9 @@ pub(super) fn verify(
         return Verdict::AcceptedInsecurely;
     }
     let known_hosts_name = known_hosts.display().to_string();
-    let recorded = match known_hosts::recorded(known_hosts, &endpoint.host, endpoint.port) {
+    let recorded = match read(endpoint, known_hosts) {
         Ok(recorded) => recorded,
-        Err(e) => {
-            return Verdict::Refused(TunnelError::KnownHosts {
-                endpoint: endpoint.to_string(),
-                reason: format!("{known_hosts_name}: {e}"),
-            });
-        }
+        Err(e) => return Verdict::Refused(e),
     };
     // A revoked key is refused whatever else the file says.
     if recorded

@@ -1,8 +1,8 @@
 //! Reading known_hosts as OpenSSH does, for the host-key check: bounded in size; a line that cannot be used (not
 //! UTF-8, an unknown or broken key) is skipped with a warning naming it, never failing the whole file; host
 //! patterns may be plain names, `[host]:port`, hashed (`|1|salt|hash`), with `*`/`?` wildcards and `!` negation;
-//! `@revoked` keys are refused for every host. `@cert-authority` lines are not used (host certificates are not
-//! accepted yet) and are skipped.
+//! `@revoked` keys are refused for every host; `@cert-authority` keys whose patterns match the host are the
+//! authorities trusted to sign its host certificates (checked in `certs`).
 
 use std::path::Path;
 
@@ -17,6 +17,8 @@ pub(super) struct Recorded {
     pub keys: Vec<(usize, PublicKey)>,
     /// Keys marked `@revoked` (for any host).
     pub revoked: Vec<PublicKey>,
+    /// `@cert-authority` keys whose host patterns match the host, with their 1-based line numbers.
+    pub authorities: Vec<(usize, PublicKey)>,
 }
 
 /// The entries of `path` that apply to `host` on `port`.
@@ -62,7 +64,10 @@ pub(super) fn recorded(path: &Path, host: &str, port: u16) -> std::io::Result<Re
         };
         match marker {
             Some("@revoked") => out.revoked.push(key),
-            Some(_) => {} // @cert-authority (and unknown markers): not used for plain host keys
+            Some("@cert-authority") if matches_host(hosts, &name) => {
+                out.authorities.push((line_no, key));
+            }
+            Some(_) => {} // an authority for other hosts, or an unknown marker (OpenSSH skips those too)
             None if matches_host(hosts, &name) => out.keys.push((line_no, key)),
             None => {}
         }
@@ -164,10 +169,48 @@ mod tests {
         let r = recorded(&path, "127.0.0.1", 2222).unwrap();
         assert_eq!(r.keys.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![3]);
         assert_eq!(r.revoked.len(), 1);
+        assert!(r.authorities.is_empty());
         assert!(
             recorded(&dir.path().join("absent"), "h", 22)
                 .unwrap()
                 .keys
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn authorities_apply_to_the_hosts_their_patterns_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(
+            &path,
+            format!(
+                "@cert-authority *.example,[127.0.0.1]:2222 {KEY_A}\n@cert-authority other.example {KEY_A}\n"
+            ),
+        )
+        .unwrap();
+        let r = recorded(&path, "127.0.0.1", 2222).unwrap();
+        assert_eq!(
+            r.authorities.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+            vec![1]
+        );
+        assert!(r.keys.is_empty(), "an authority is not a host key");
+        assert_eq!(
+            recorded(&path, "db.example", 22).unwrap().authorities.len(),
+            1
+        );
+        assert_eq!(
+            recorded(&path, "other.example", 22)
+                .unwrap()
+                .authorities
+                .len(),
+            2,
+            "both lines name it"
+        );
+        assert!(
+            recorded(&path, "127.0.0.1", 22)
+                .unwrap()
+                .authorities
                 .is_empty()
         );
     }

@@ -8,11 +8,13 @@
 //! [`Tunnel::socks`], a [`TunnelState`] watch, [`Tunnel::probe`] (a session round trip for health checks) and
 //! [`Tunnel::dial`] (a channel to any host:port the bastion can reach).
 //!
-//! Layout: `session` (connect + host keys + loss signal), `host_keys` (known_hosts policy), `auth` (agent, key,
-//! password), `reconnect` (the loop that owns the state), `listen` (the accept loop both routes share and the
-//! metered copy), `forward` and `socks` (what each route does with a connection), `state`, `error`.
+//! Layout: `session` (connect + host keys + loss signal), `host_keys` (known_hosts policy), `certs` (host and user
+//! certificate checks), `auth` (agent, key, certificate, password), `reconnect` (the loop that owns the state),
+//! `listen` (the accept loop both routes share and the metered copy), `forward` and `socks` (what each route does
+//! with a connection), `state`, `error`.
 
 mod auth;
+mod certs;
 mod error;
 mod forward;
 mod host_keys;

@@ -4,8 +4,10 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use russh::Preferred;
 use russh::client::{self, DisconnectReason, Handle};
-use russh::keys::PublicKeyOrCertificate;
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PublicKeyOrCertificate};
+use std::borrow::Cow;
 use tokio_util::sync::CancellationToken;
 
 use super::error::TunnelError;
@@ -73,10 +75,10 @@ impl client::Handler for Client {
 
     async fn check_server_key(
         &mut self,
-        key: &PublicKeyOrCertificate,
+        offered: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let key = key.public_key();
-        match host_keys::verify(&self.endpoint, &key, &self.known_hosts, self.policy) {
+        let key = offered.public_key();
+        match host_keys::verify_offered(&self.endpoint, offered, &self.known_hosts, self.policy) {
             Verdict::Trusted => Ok(true),
             Verdict::Learned => {
                 tracing::warn!(
@@ -129,18 +131,10 @@ impl client::Handler for Client {
 /// # Errors
 /// The first hop that fails, classified ([`TunnelError::class`]).
 pub(super) async fn connect(cfg: &TunnelConfig) -> Result<Session, TunnelError> {
-    let ssh = Arc::new(client::Config {
-        keepalive_interval: Some(cfg.keepalive_interval),
-        keepalive_max: cfg.keepalive_max,
-        // Forwarded MongoDB traffic is request/response: never wait for Nagle.
-        nodelay: true,
-        inactivity_timeout: None,
-        ..client::Config::default()
-    });
     let loss = Arc::new(Loss::default());
     let mut hops = cfg.jumps.iter().chain(std::iter::once(&cfg.bastion));
     let first = hops.next().expect("the bastion is always a hop");
-    let mut handle = connect_hop(cfg, &ssh, &loss, first, None).await?;
+    let mut handle = connect_hop(cfg, &loss, first, None).await?;
     let mut jumps = Vec::new();
     let mut previous = first;
     for hop in hops {
@@ -157,7 +151,7 @@ pub(super) async fn connect(cfg: &TunnelConfig) -> Result<Session, TunnelError> 
             endpoint: hop.to_string(),
             reason: format!("jump host {previous} could not open a connection to it: {e}"),
         })?;
-        let next = connect_hop(cfg, &ssh, &loss, hop, Some(channel.into_stream())).await?;
+        let next = connect_hop(cfg, &loss, hop, Some(channel.into_stream())).await?;
         jumps.push(handle);
         handle = next;
         previous = hop;
@@ -177,9 +171,45 @@ pub(super) async fn connect(cfg: &TunnelConfig) -> Result<Session, TunnelError> 
 
 type HopStream = russh::ChannelStream<client::Msg>;
 
+/// The client configuration for `hop`: host certificate algorithms are offered only when known_hosts lists an
+/// authority for it (otherwise a server with a certificate would present it and be refused for lack of one).
+fn hop_config(cfg: &TunnelConfig, hop: &SshEndpoint) -> Arc<client::Config> {
+    const CERTIFICATES: &[Algorithm] = &[
+        Algorithm::Ed25519,
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        },
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP384,
+        },
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP521,
+        },
+        Algorithm::Rsa {
+            hash: Some(HashAlg::Sha512),
+        },
+        Algorithm::Rsa {
+            hash: Some(HashAlg::Sha256),
+        },
+    ];
+    let certificates = cfg.host_key_policy != HostKeyPolicy::InsecureAcceptAny
+        && host_keys::has_authority(hop, &cfg.known_hosts);
+    Arc::new(client::Config {
+        keepalive_interval: Some(cfg.keepalive_interval),
+        keepalive_max: cfg.keepalive_max,
+        // Forwarded MongoDB traffic is request/response: never wait for Nagle.
+        nodelay: true,
+        inactivity_timeout: None,
+        preferred: Preferred {
+            host_key_certificates: Cow::Borrowed(if certificates { CERTIFICATES } else { &[] }),
+            ..Preferred::DEFAULT
+        },
+        ..client::Config::default()
+    })
+}
+
 async fn connect_hop(
     cfg: &TunnelConfig,
-    ssh: &Arc<client::Config>,
     loss: &Arc<Loss>,
     hop: &SshEndpoint,
     through: Option<HopStream>,
@@ -192,6 +222,7 @@ async fn connect_hop(
         refusal: refusal.clone(),
         loss: loss.clone(),
     };
+    let ssh = hop_config(cfg, hop);
     let attempt = async {
         let connected = match through {
             None => client::connect(ssh.clone(), (hop.host.as_str(), hop.port), handler).await,

@@ -27,6 +27,26 @@ def keygen(directory: Path, name: str = "id_ed25519", kind: str = "ed25519", pas
     return path
 
 
+def sign(ca: Path, key: Path, *, identity: str, principals: list[str], host: bool = False,
+         validity: str | None = None, out: Path | None = None) -> Path:
+    """Certifies `key`'s public key with the CA private key `ca` (`ssh-keygen -s`); returns the certificate's path:
+    `<key>-cert.pub` (where OpenSSH looks for it), or `out` (moved there)."""
+    args = ["ssh-keygen", "-q", "-s", str(ca), "-I", identity, "-n", ",".join(principals)]
+    args += ["-h"] if host else []
+    args += ["-V", validity] if validity else []
+    subprocess.run([*args, f"{key}.pub"], check=True, capture_output=True)
+    cert = Path(f"{key}-cert.pub")
+    if out is not None:
+        cert.rename(out)
+        return out
+    return cert
+
+
+def public_key(key: Path) -> str:
+    """`type base64` of `<key>.pub` (no comment)."""
+    return " ".join(Path(f"{key}.pub").read_text().split()[:2])
+
+
 TEST_USER = "nexus-tunnel-test"
 
 
@@ -52,7 +72,13 @@ class Sshd:
 
     def __init__(self, directory: Path, *, authorized_keys: list[Path] = (), host: str = "127.0.0.1",
                  password_auth: bool = False, permit_open: list[str] | None = None,
-                 allow_tcp_forwarding: str = "yes", extra: list[str] = ()):
+                 allow_tcp_forwarding: str = "yes", extra: list[str] = (), log_level: str = "VERBOSE",
+                 host_ca: Path | None = None, host_principals: list[str] | None = None,
+                 host_validity: str | None = None, trusted_user_ca: Path | None = None,
+                 authorized_principals: list[str] | None = None):
+        """`host_ca` signs the host key (principals: `host_principals`, default the listen address) and the
+        certificate is served (`HostCertificate`); `trusted_user_ca` accepts user certificates it signed
+        (`TrustedUserCAKeys`), for the principals in `authorized_principals` if given (else the user's name)."""
         _require(SSHD, "run `make deps` (scripts/install-test-deps.sh) to install openssh-server")
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -61,6 +87,17 @@ class Sshd:
         self.host_key = self.dir / "ssh_host_ed25519_key"
         if not self.host_key.exists():  # kept across runs (the demo), so known_hosts stays valid
             keygen(self.dir, "ssh_host_ed25519_key")
+        certificates = []
+        if host_ca is not None:
+            cert = sign(host_ca, self.host_key, identity="test host", host=True, validity=host_validity,
+                        principals=host_principals if host_principals is not None else [host])
+            certificates.append(f"HostCertificate {cert}")
+        if trusted_user_ca is not None:
+            certificates.append(f"TrustedUserCAKeys {trusted_user_ca}.pub")
+        if authorized_principals is not None:
+            principals = self.dir / "authorized_principals"
+            principals.write_text("".join(f"{p}\n" for p in authorized_principals))
+            certificates.append(f"AuthorizedPrincipalsFile {principals}")
         self.authorized = self.dir / "authorized_keys"
         self.authorized.write_text("".join(Path(f"{k}.pub").read_text() for k in authorized_keys))
         self.config = self.dir / "sshd_config"
@@ -75,12 +112,12 @@ class Sshd:
             f"PasswordAuthentication {'yes' if password_auth else 'no'}",
             "KbdInteractiveAuthentication no",
             f"AllowTcpForwarding {allow_tcp_forwarding}",
-            "LogLevel VERBOSE",
+            f"LogLevel {log_level}",
             "MaxStartups 100",
         ]
         if permit_open:
             lines.append("PermitOpen " + " ".join(permit_open))
-        self.config.write_text("\n".join([*lines, *extra]) + "\n")
+        self.config.write_text("\n".join([*lines, *certificates, *extra]) + "\n")
         self.log = self.dir / "sshd.log"
         self.proc: Proc | None = None
         self.start()
