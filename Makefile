@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 
 .PHONY: all build release deps demo test test-unit test-integration lint fmt clean bench bench-deps bench-peers bench-quick soak
 
-.PHONY: demo-deps demo-heal install pin-images check-pins
+.PHONY: demo-deps demo-heal install pin-images check-pins bench-routes
 
 all: build
 
@@ -81,6 +81,13 @@ bench: bench-deps
 bench-quick: deps build bench-peers
 	$(CARGO) build --locked -p loadgen
 	$(PY) bench/bench.py --quick --nexus-bin target/debug/nexus-mcp --loadgen-bin target/debug/loadgen
+
+## Issue 11's targets: tunnel.mode forward vs socks on one member (Rust loadgen and Python SDK, 1 and 8 clients,
+## interleaved rounds) and step-down → writes succeeding again on the emulated 3-member replica set (default URI and
+## heartbeatFrequencyMS=500). ≈ 7 min after the release builds; writes bench/results/<date>-routes.{md,json}.
+bench-routes: deps
+	$(CARGO) build --locked --release -p nexus-mcp -p loadgen
+	$(PY) bench/routes.py
 
 ## 50 clients for 10 minutes against nexus-mcp: errors, p99 over time, RSS growth.
 soak: bench-deps
