@@ -24,6 +24,23 @@ mkdir -p "$build/tree"
 cp -r k8s istio k8s-overlay "$build/tree/"
 for f in id_ed25519 known_hosts mongo-uri tokens; do echo "validate-deploy stand-in" > "$build/tree/k8s-overlay/secrets/$f"; done
 kubectl kustomize "$build/tree/k8s-overlay" > "$build/overlay.yaml"
+
+step "kustomize: istio/oauth/ (optional: the mesh checks access tokens) builds alone and beside the overlay"
+kubectl kustomize istio/oauth > "$build/oauth.yaml"
+mkdir -p "$build/tree/with-oauth"
+printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../k8s-overlay\n  - ../istio/oauth\n' \
+  > "$build/tree/with-oauth/kustomization.yaml"
+kubectl kustomize "$build/tree/with-oauth" > "$build/with-oauth.yaml"
+"$V/python" - "$build" <<'PY'
+import sys, yaml
+from pathlib import Path
+out = Path(sys.argv[1])
+names = {n: [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all((out / f"{n}.yaml").read_text()) if d]
+         for n in ("overlay", "oauth", "with-oauth")}
+if sorted(names["with-oauth"]) != sorted(names["overlay"] + names["oauth"]):
+    sys.exit(f"overlay + istio/oauth/ is not the overlay plus {names['oauth']}")
+print(f"istio/oauth/: {names['oauth']}")
+PY
 # One file per API group family: core resources for kubernetes-validate, the CRDs for the node models.
 "$V/python" - "$build" <<'PY'
 import sys, yaml
@@ -44,8 +61,8 @@ PY
 step "kubernetes-validate --strict: the built core resources (CRDs are checked by the node models below)"
 "$V/kubernetes-validate" --strict --kubernetes-version 1.31.0 "$build/base-core.yaml" "$build/overlay-core.yaml"
 
-step "Istio resources and the ServiceMonitor, as built: @kubernetes-models"
-node deploy-check/validate.mjs "$build/base-crd.yaml"
+step "Istio resources (istio/oauth/ too) and the ServiceMonitor, as built: @kubernetes-models"
+node deploy-check/validate.mjs "$build/base-crd.yaml" "$build/oauth.yaml"
 
 step "promtool: alert rules and their unit tests"
 .run/tools/promtool check rules monitoring/alerts.rules.yml

@@ -705,3 +705,112 @@ def test_nexus_mcp_gets_the_time_to_drain_before_docker_kills_it():
     default_grace = seconds(tomllib.loads((REPO / "config" / "default.toml").read_text())["server"]["shutdown_grace"])
     assert (seconds(service["stop_grace_period"]), default_grace, shutdown_close_budget()) == (40, 30, 6)
     assert seconds(service["stop_grace_period"]) >= default_grace + shutdown_close_budget()
+
+
+# ---- The optional OAuth alternative: istio/oauth/ + the ConfigMap's [server.oauth] example ---------------------
+
+ISTIO_OAUTH = REPO / "istio" / "oauth"
+OAUTH_KINDS = [("AuthorizationPolicy", "nexus-mcp-oauth-metadata"), ("AuthorizationPolicy", "nexus-mcp-require-token"),
+               ("RequestAuthentication", "nexus-mcp-oauth")]
+
+
+def oauth_example_toml() -> str:
+    """k8s/configmap.yaml's config.toml with its commented [server.oauth] example uncommented."""
+    text = by_kind("ConfigMap")[0]["data"]["config.toml"]
+    block = re.search(r"^# \[server\.oauth\]\n(?:^#.*\n)+", text, re.M)
+    assert block, "k8s/configmap.yaml has no commented [server.oauth] example"
+    return text.replace(block.group(0), re.sub(r"^# ?", "", block.group(0), flags=re.M))
+
+
+def istio_path_matches(pattern: str, path: str) -> bool:
+    """Istio's path match: exact, `prefix*` or `*suffix`."""
+    if pattern.endswith("*"):
+        return path.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return path.endswith(pattern[1:])
+    return path == pattern
+
+
+def test_istio_oauth_is_optional_and_builds_alone_and_with_the_overlay(tmp_path):
+    oauth = kustomize(ISTIO_OAUTH)
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in oauth) == OAUTH_KINDS
+    assert all(d["metadata"]["namespace"] == "nexus-mcp" for d in oauth)
+    # The default build is unchanged: k8s/ loads istio/kustomization.yaml only.
+    assert by_kind("RequestAuthentication") == []
+    assert [d["metadata"]["name"] for d in by_kind("AuthorizationPolicy")] == ["nexus-mcp"]
+    # As docs/oauth.md tells: an overlay listing the operator's overlay (or k8s/) and ../istio/oauth.
+    overlay = overlay_with_secret_files(tmp_path, {f: "validate stand-in\n" for f in
+                                                   ("id_ed25519", "known_hosts", "mongo-uri", "tokens")})
+    (tmp_path / "with-oauth").mkdir()
+    (tmp_path / "with-oauth" / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": ["../k8s-overlay", "../istio/oauth"]}))
+    plain = kustomize(overlay)
+    combined = kustomize(tmp_path / "with-oauth")
+    key = lambda d: (d["kind"], d["metadata"]["name"])  # noqa: E731
+    assert sorted(map(key, combined)) == sorted([*map(key, plain), *OAUTH_KINDS])
+
+
+def test_istio_oauth_agrees_with_the_configmap_example_and_the_base_policies():
+    oauth = {d["metadata"]["name"]: d for d in kustomize(ISTIO_OAUTH)}
+    example = tomllib.loads(oauth_example_toml())["server"]["oauth"]
+    assert (example["issuer"], example["audience"]) == ("https://idp.example.com/realms/ops",
+                                                        "https://mcp.example.com/mcp")
+    pod_labels = by_kind("Deployment")[0]["spec"]["template"]["metadata"]["labels"]
+    for d in oauth.values():
+        selector = d["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod_labels.items(), d["metadata"]["name"]
+
+    # The sidecar checks the same issuer and audience nexus-mcp does, and hands the token on to nexus-mcp (which
+    # needs it for the scopes): without forwardOriginalToken it would strip the Authorization header.
+    assert oauth["nexus-mcp-oauth"]["spec"]["jwtRules"] == [{
+        "issuer": example["issuer"], "audiences": [example["audience"]], "forwardOriginalToken": True}]
+    audience_host = example["audience"].split("://", 1)[1].split("/", 1)[0]
+    assert audience_host in configmap_toml()["server"]["allowed_hosts"]
+
+    # Token-less /mcp is denied; a request principal (`<iss>/<sub>`) of exactly that issuer is needed.
+    base = by_kind("AuthorizationPolicy")[0]["spec"]
+    mcp_rule = next(r for r in base["rules"] if "/mcp" in r["to"][0]["operation"]["paths"])
+    deny = oauth["nexus-mcp-require-token"]["spec"]
+    assert (deny["action"], deny["rules"]) == ("DENY", [{
+        "from": [{"source": {"notRequestPrincipals": [f"{example['issuer']}/*"]}}],
+        "to": [{"operation": {"paths": mcp_rule["to"][0]["operation"]["paths"]}}]}])
+
+    # The metadata document nexus-mcp serves for this audience is readable by exactly the callers of /mcp.
+    metadata = oauth["nexus-mcp-oauth-metadata"]["spec"]
+    assert metadata["action"] == "ALLOW"
+    [rule] = metadata["rules"]
+    assert rule["from"] == mcp_rule["from"]
+    paths = rule["to"][0]["operation"]["paths"]
+    for served in ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"):
+        assert any(istio_path_matches(p, served) for p in paths), served
+    assert not any(istio_path_matches(p, "/mcp") for p in paths)
+    assert rule["to"][0]["operation"]["methods"] == ["GET"]
+
+
+def test_the_configmaps_oauth_example_is_accepted_by_nexus_mcp(tmp_path):
+    # The ConfigMap with [server.oauth] uncommented, its mounted files and bastion replaced by local stand-ins: the
+    # configuration stage passes (the tunnel then fails: nothing listens on the stand-in bastion port).
+    (tmp_path / "ssh").mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "ssh" / "id_ed25519")],
+                   check=True)
+    (tmp_path / "ssh" / "known_hosts").write_text("")
+    (tmp_path / "tokens").mkdir()
+    (tmp_path / "tokens" / "tokens").write_text("agents:0123456789abcdef0123456789abcdef\n")
+    (tmp_path / "mongo").mkdir()
+    (tmp_path / "mongo" / "uri").write_text("mongodb://127.0.0.1:27017/\n")
+    text = oauth_example_toml().replace("/etc/nexus-mcp/", f"{tmp_path}/")
+    text = re.sub(r'^host = ".*"$', 'host = "127.0.0.1"', text, count=1, flags=re.M)
+    text = re.sub(r"^port = 22$", f"port = {free_port()}", text, count=1, flags=re.M)
+    config = tmp_path / "config.toml"
+    for variant, expect in ((text, 11), (text.replace('audience = "https://', 'audience = "'), 64)):
+        config.write_text(variant)
+        check = subprocess.run([str(BINARY), "check", "--config", str(config)], capture_output=True, text=True,
+                               timeout=30)
+        assert check.returncode == expect, check.stdout + check.stderr
+        if expect == 11:
+            assert re.match(r"tunnel\s+FAILED .* SSH_UNREACHABLE", check.stdout), check.stdout
+        else:
+            assert check.stderr.strip() == ("nexus-mcp: configuration error: server.oauth.audience: must be the "
+                                            "absolute URL clients use for this server's /mcp, e.g. "
+                                            "https://nexus.example.com/mcp"), check.stderr
