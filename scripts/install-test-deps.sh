@@ -24,10 +24,10 @@ fi
 # The TypeScript MCP SDK, the client most MCP hosts use (tests/test_ts_client.py drives tests/node/mcp-client.mjs), and
 # the MCP Inspector CLI that README.md's examples run (tests/test_readme.py).
 command -v node >/dev/null && command -v npm >/dev/null \
-  || { echo "[deps] node and npm are required for tests/node (install Node.js >= 18 with npm)" >&2; exit 1; }
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 18 ] \
-  || { echo "[deps] tests/node needs Node.js >= 18 (the MCP SDK's engines), found $(node --version)" >&2; exit 1; }
+  || { echo "[deps] node and npm are required for tests/node (install Node.js >= 20.19.5 with npm)" >&2; exit 1; }
+# tests/node's engines: the MCP SDK needs 18, the OIDC mock provider (and its yargs) 20.19.5.
+node -e 'const [a,b,c]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&(b>19||(b==19&&c>=5)))?0:1)' \
+  || { echo "[deps] tests/node needs Node.js >= 20.19.5 (the OIDC mock provider's engines), found $(node --version)" >&2; exit 1; }
 node_stamp=tests/node/node_modules/.package-lock.sha256
 node_want=$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)
 if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]; then
