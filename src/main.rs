@@ -212,6 +212,10 @@ async fn serve(config: Config) -> ExitCode {
 }
 
 async fn check(config: Config) -> ExitCode {
+    // What the tunnel will use, and where each value came from (nexus-mcp's config, ssh_config, defaults).
+    for s in &config.ssh_settings {
+        println!("ssh      {:<19} {}  (from {})", s.key, s.value, s.origin);
+    }
     let metrics = Metrics::new();
     let (lines, failed) = supervisor::check(&config, &metrics, || "tools registered".into()).await;
     for line in &lines {
