@@ -8,8 +8,12 @@
 //!
 //! This module reads files (secrets, `*_file` keys) but opens no sockets and knows no component's behaviour.
 
+mod ssh_config;
+mod ssh_resolve;
+
 pub use crate::http::oauth::OAuthConfig;
 pub use crate::secret::Secret;
+pub use ssh_resolve::SshSetting;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -220,6 +224,8 @@ impl Default for RawScopes {
 struct RawSsh {
     enabled: bool,
     #[serde(default)]
+    config_file: Option<String>,
+    #[serde(default)]
     host: Option<String>,
     port: u16,
     #[serde(default)]
@@ -316,6 +322,9 @@ pub struct Config {
     pub mongo: MongoConfig,
     pub mcp: McpConfig,
     pub log: LogConfig,
+    /// The resolved `[ssh]` settings and where each came from (nexus-mcp's config, ssh_config, defaults): printed by
+    /// `check`. Empty when `ssh.enabled = false`.
+    pub ssh_settings: Vec<SshSetting>,
 }
 
 /// The HTTP server and MCP transport.
@@ -499,37 +508,33 @@ pub struct LogConfig {
 /// [`ConfigError`] naming the key or file at fault.
 pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
     let raw = layered(sources)?;
-    validate(raw, sources.insecure_no_auth)
+    let explicit = ssh_resolve::Explicit::from_sources(sources)?;
+    validate(raw, sources.insecure_no_auth, &explicit)
 }
 
-fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
-    use config::{Environment, File, FileFormat};
-
-    let mut builder =
-        config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
-    if let Some(path) = &sources.file {
-        if !path.is_file() {
-            return Err(ConfigError::File {
-                path: path.clone(),
-                reason: "no such file".into(),
-            });
-        }
-        let text =
-            crate::files::read_text_bounded(path, crate::files::MAX_CONFIG).map_err(|e| {
-                ConfigError::File {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
-        builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+/// The `--config` file's text.
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    if !path.is_file() {
+        return Err(ConfigError::File {
+            path: path.to_path_buf(),
+            reason: "no such file".into(),
+        });
     }
+    crate::files::read_text_bounded(path, crate::files::MAX_CONFIG).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The `NEXUS_<SECTION>__<KEY>` layer.
+fn env_source(sources: &Sources) -> config::Environment {
     let structured: config::Map<String, String> = sources
         .env
         .iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k[ENV_PREFIX.len()..].contains(ENV_SEPARATOR))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let mut env = Environment::with_prefix("NEXUS")
+    let mut env = config::Environment::with_prefix("NEXUS")
         .prefix_separator("_")
         .separator(ENV_SEPARATOR)
         .try_parsing(true)
@@ -538,7 +543,19 @@ fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
     for key in LIST_KEYS {
         env = env.with_list_parse_key(key);
     }
-    builder = builder.add_source(env);
+    env
+}
+
+fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
+    use config::{File, FileFormat};
+
+    let mut builder =
+        config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+    if let Some(path) = &sources.file {
+        let text = read_config_file(path)?;
+        builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+    }
+    builder = builder.add_source(env_source(sources));
 
     // The seed's env names, then the CLI flags: overrides, applied in order (later wins).
     let mut overrides: Vec<(&str, String)> = Vec::new();
@@ -678,14 +695,19 @@ fn from_config_error(e: config::ConfigError) -> ConfigError {
     }
 }
 
-fn validate(raw: Raw, insecure_no_auth: bool) -> Result<Config, ConfigError> {
+fn validate(
+    raw: Raw,
+    insecure_no_auth: bool,
+    explicit: &ssh_resolve::Explicit,
+) -> Result<Config, ConfigError> {
     let server = validate_server(raw.server, insecure_no_auth)?;
     let mut mongo = validate_mongo(raw.mongo)?;
     mongo.needs_primary = !raw.mcp.read_only;
-    let tunnel = if raw.ssh.enabled {
-        Some(validate_tunnel(raw.ssh, raw.tunnel, &mongo.uri)?)
+    let (tunnel, ssh_settings) = if raw.ssh.enabled {
+        let (tunnel, settings) = validate_tunnel(raw.ssh, raw.tunnel, &mongo.uri, explicit)?;
+        (Some(tunnel), settings)
     } else {
-        None
+        (None, Vec::new())
     };
     let mcp = validate_mcp(raw.mcp)?;
     let log = validate_log(raw.log)?;
@@ -695,6 +717,7 @@ fn validate(raw: Raw, insecure_no_auth: bool) -> Result<Config, ConfigError> {
         mongo,
         mcp,
         log,
+        ssh_settings,
     })
 }
 
@@ -910,31 +933,21 @@ fn validate_mongo(raw: RawMongo) -> Result<MongoConfig, ConfigError> {
 }
 
 fn validate_tunnel(
-    ssh: RawSsh,
+    mut ssh: RawSsh,
     tunnel: RawTunnel,
     uri: &MongoUri,
-) -> Result<TunnelConfig, ConfigError> {
+    explicit: &ssh_resolve::Explicit,
+) -> Result<(TunnelConfig, Vec<SshSetting>), ConfigError> {
+    // ssh_config first: it may give the host, user, port, keys and jump hosts.
+    let from_file = ssh_resolve::resolve(&mut ssh, explicit)?;
     let host = required("ssh.host", ssh.host)?;
     let user = required("ssh.user", ssh.user)?;
-    if ssh.port == 0 {
-        return Err(ConfigError::invalid(
-            "ssh.port",
-            "must be between 1 and 65535",
-        ));
-    }
     let bastion = SshEndpoint {
         user: user.clone(),
         host,
         port: ssh.port,
     };
-    let jumps = ssh
-        .jump
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            parse_endpoint(s, &user).map_err(|r| ConfigError::invalid(format!("ssh.jump[{i}]"), r))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let jumps = from_file.jumps;
 
     let passphrase = secret_value(
         "ssh.private_key_passphrase",
@@ -944,9 +957,10 @@ fn validate_tunnel(
     let password = secret_value("ssh.password", ssh.password, ssh.password_file)?;
     let private_key = ssh.private_key.map(|p| expand_home(&p));
     let certificate = ssh.certificate.map(|p| expand_home(&p));
+    let private_keys = from_file.private_keys;
     if let Some(path) = &certificate {
         readable("ssh.certificate", path)?;
-        if private_key.is_none() && !ssh.agent {
+        if private_keys.is_empty() && !ssh.agent {
             return Err(ConfigError::invalid(
                 "ssh.certificate",
                 "set without its key: set ssh.private_key, or ssh.agent = true when the agent holds the key",
@@ -955,13 +969,13 @@ fn validate_tunnel(
     }
     if let Some(path) = &private_key {
         readable("ssh.private_key", path)?;
-    } else if passphrase.is_some() {
+    } else if passphrase.is_some() && private_keys.is_empty() {
         return Err(ConfigError::invalid(
             "ssh.private_key_passphrase",
             "set without ssh.private_key",
         ));
     }
-    if !ssh.agent && private_key.is_none() && password.is_none() {
+    if !ssh.agent && private_keys.is_empty() && password.is_none() {
         return Err(ConfigError::invalid(
             "ssh",
             "no authentication method: set ssh.private_key, ssh.password(_file) or ssh.agent = true",
@@ -1045,14 +1059,14 @@ fn validate_tunnel(
         _ => Vec::new(),
     };
 
-    Ok(TunnelConfig {
+    let tunnel = TunnelConfig {
         jumps,
         bastion,
         auth: SshAuth {
             agent: ssh.agent,
-            identities_only: false,
-            private_keys: private_key.into_iter().collect(),
-            certificates: certificate.into_iter().collect(),
+            identities_only: from_file.identities_only,
+            private_keys,
+            certificates: from_file.certificates,
             private_key_passphrase: passphrase,
             password,
         },
@@ -1070,7 +1084,8 @@ fn validate_tunnel(
         socks,
         targets,
         max_connections: tunnel.max_connections,
-    })
+    };
+    Ok((tunnel, from_file.settings))
 }
 
 fn validate_mcp(raw: RawMcp) -> Result<McpConfig, ConfigError> {

@@ -221,7 +221,7 @@ async fn check(config: Config) -> ExitCode {
             Err((class, why)) => println!("{:<8} FAILED  {ms:>8.1} ms  {class}: {why}", line.stage),
         }
     }
-    match failed {
+    let code = match failed {
         None => ExitCode::SUCCESS,
         Some(stage) => {
             for skipped in [Stage::Tunnel, Stage::Mongodb, Stage::Mcp]
@@ -232,7 +232,13 @@ async fn check(config: Config) -> ExitCode {
             }
             ExitCode::from(11 + stage as u8)
         }
+    };
+    // After the stages: what the tunnel used, and where each value came from (nexus-mcp's config, ssh_config,
+    // defaults).
+    for s in &config.ssh_settings {
+        println!("ssh      {:<19} {}  (from {})", s.key, s.value, s.origin);
     }
+    code
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when the future is first
