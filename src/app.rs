@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::Audit;
-use crate::config::{Config, ConfigError, Transport};
+use crate::config::{Config, ConfigError, ReadinessPolicy, Transport};
 use crate::error::ErrorClass;
 use crate::health::{self, Health, Probe};
 use crate::http::edge::Edge;
@@ -54,6 +54,17 @@ pub struct AddressInUse {
     pub addr: std::net::SocketAddr,
 }
 
+/// No shared store: the fleet policy decides by its window alone.
+struct NoPeers;
+
+impl health::PeerBoard for NoPeers {
+    async fn exchange(&self, _: Vec<(&'static str, bool)>) -> Result<health::Peers, String> {
+        Err("no shared store".into())
+    }
+
+    async fn leave(&self) {}
+}
+
 /// Reloads the bearer tokens on SIGHUP.
 async fn reload_on_sighup(tokens: Arc<Tokens>, stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -81,7 +92,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     } else {
         &[health::MONGODB]
     };
-    let health = Health::new(checks, metrics.health.clone(), metrics.startup.clone());
+    let health = Health::new(
+        checks,
+        config.health.clone(),
+        metrics.health.clone(),
+        metrics.startup.clone(),
+    );
     let stdio = config.server.transport == Transport::Stdio;
     let tokens = Arc::new(match &config.server.auth_tokens_file {
         Some(path) => Tokens::load(path).map_err(|e| ConfigError::Invalid {
@@ -183,6 +199,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
 
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
+    if config.health.readiness == ReadinessPolicy::Fleet {
+        tasks.spawn(health.clone().run_fleet(None::<NoPeers>, stop.clone()));
+    }
     if tokens.enabled() {
         tasks.spawn(tokens.clone().watch(TOKENS_POLL, stop.clone()));
         tasks.spawn(reload_on_sighup(tokens.clone(), stop.clone()));

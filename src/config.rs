@@ -8,6 +8,7 @@
 //!
 //! This module reads files (secrets, `*_file` keys) but opens no sockets and knows no component's behaviour.
 
+pub use crate::health::{HealthConfig, ReadinessPolicy};
 pub use crate::http::oauth::OAuthConfig;
 pub use crate::secret::Secret;
 use std::collections::HashMap;
@@ -138,6 +139,17 @@ struct Raw {
     mongo: RawMongo,
     mcp: RawMcp,
     log: RawLog,
+    health: RawHealth,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    readiness: ReadinessPolicy,
+    #[serde(with = "humantime_serde")]
+    unready_window: Duration,
+    #[serde(with = "humantime_serde")]
+    peer_interval: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,6 +326,7 @@ pub struct Config {
     pub mongo: MongoConfig,
     pub mcp: McpConfig,
     pub log: LogConfig,
+    pub health: HealthConfig,
 }
 
 /// The HTTP server and MCP transport.
@@ -680,12 +693,24 @@ fn validate(raw: Raw, insecure_no_auth: bool) -> Result<Config, ConfigError> {
     };
     let mcp = validate_mcp(raw.mcp)?;
     let log = validate_log(raw.log)?;
+    let health = validate_health(raw.health)?;
     Ok(Config {
         server,
         tunnel,
         mongo,
         mcp,
         log,
+        health,
+    })
+}
+
+fn validate_health(raw: RawHealth) -> Result<HealthConfig, ConfigError> {
+    nonzero_duration("health.unready_window", raw.unready_window)?;
+    nonzero_duration("health.peer_interval", raw.peer_interval)?;
+    Ok(HealthConfig {
+        readiness: raw.readiness,
+        unready_window: raw.unready_window,
+        peer_interval: raw.peer_interval,
     })
 }
 

@@ -186,6 +186,8 @@ impl StartupMetrics {
 pub struct HealthMetrics {
     /// `nexus_dependency_up{dependency}`: 1 healthy, 0 unhealthy.
     pub dependency_up: IntGaugeVec,
+    /// `nexus_degraded`: 1 while ready only by the fleet policy (a dependency lost on every replica).
+    pub degraded: IntGauge,
 }
 
 impl HealthMetrics {
@@ -201,7 +203,17 @@ impl HealthMetrics {
             )
             .expect("valid metric"),
         );
-        Self { dependency_up }
+        let degraded = gauge(
+            r,
+            "degraded",
+            "1 while /ready is 200 with status degraded: under health.readiness = fleet, a dependency is unhealthy \
+             here and on every peer that reports (a shared outage), past health.unready_window; tool calls answer \
+             with the explained error meanwhile.",
+        );
+        Self {
+            dependency_up,
+            degraded,
+        }
     }
 }
 
