@@ -34,8 +34,12 @@ use crate::mcp::guard::Guard;
 use crate::mcp::server::ResourceSource;
 use crate::mcp::tools::ToolContext;
 use crate::metrics::Metrics;
+use crate::store::peers::RedisPeers;
+use crate::store::sessions::RedisSessions;
+use crate::store::{self, Redis};
 use crate::supervisor::{StartupError, Supervisor};
 use crate::tunnel::Tunnel;
+use rmcp::transport::streamable_http_server::session::store::SessionStore;
 
 /// How long the HTTP server and the tunnel get to close after the drain.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -52,17 +56,6 @@ const TOKENS_POLL: Duration = Duration::from_secs(2);
 pub struct AddressInUse {
     pub key: &'static str,
     pub addr: std::net::SocketAddr,
-}
-
-/// No shared store: the fleet policy decides by its window alone.
-struct NoPeers;
-
-impl health::PeerBoard for NoPeers {
-    async fn exchange(&self, _: Vec<(&'static str, bool)>) -> Result<health::Peers, String> {
-        Err("no shared store".into())
-    }
-
-    async fn leave(&self) {}
 }
 
 /// Reloads the bearer tokens on SIGHUP.
@@ -113,6 +106,22 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 reason: e.to_string(),
             })?,
         );
+    // The fleet's shared store: legacy sessions and peer health. It connects on first use, so a Redis outage at
+    // startup delays nothing.
+    let redis = match &config.server.session_store {
+        Some(c) => Some(Redis::new(c).map_err(|e| ConfigError::Invalid {
+            key: "server.sessions.redis_url".into(),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
+    let session_store = redis.clone().map(|r| {
+        Arc::new(RedisSessions::new(
+            r,
+            config.server.session_idle_timeout,
+            crate::http::sessions::note_store_failure,
+        ))
+    });
     let sessions = Arc::new(SessionLimits::new(
         config.server.max_sessions,
         config.server.max_sessions_per_caller,
@@ -200,7 +209,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
     if config.health.readiness == ReadinessPolicy::Fleet {
-        tasks.spawn(health.clone().run_fleet(None::<NoPeers>, stop.clone()));
+        let board = redis.clone().map(|r| {
+            let id = store::peers::replica_id();
+            tracing::info!(replica = %id, "fleet readiness: peers through the shared store");
+            RedisPeers::new(r, id, config.health.peer_interval)
+        });
+        tasks.spawn(health.clone().run_fleet(board, stop.clone()));
     }
     if tokens.enabled() {
         tasks.spawn(tokens.clone().watch(TOKENS_POLL, stop.clone()));
@@ -253,6 +267,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             &config,
             server.clone(),
             sessions.clone(),
+            session_store.clone(),
             http_stop.child_token(),
         ));
     }
@@ -385,6 +400,7 @@ fn mcp_router(
     config: &Config,
     server: NexusServer,
     sessions: Arc<SessionLimits>,
+    store: Option<Arc<RedisSessions>>,
     cancel: CancellationToken,
 ) -> axum::Router {
     // The edge already enforces Host, Origin and the body limit with clear reasons; rmcp's own checks stay on
@@ -401,11 +417,14 @@ fn mcp_router(
     if !config.server.allowed_origins.iter().any(|o| o == "*") {
         rmcp_config = rmcp_config.with_allowed_origins(config.server.allowed_origins.clone());
     }
+    // A shared store lets any replica serve a legacy session: rmcp replays its `initialize` from the store.
+    rmcp_config.session_store = store.clone().map(|s| s as Arc<dyn SessionStore>);
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(CappedSessions::new(
             sessions,
             config.server.session_idle_timeout,
+            store,
         )),
         rmcp_config,
     );

@@ -11,6 +11,7 @@
 pub use crate::health::{HealthConfig, ReadinessPolicy};
 pub use crate::http::oauth::OAuthConfig;
 pub use crate::secret::Secret;
+pub use crate::store::RedisConfig;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -182,6 +183,30 @@ struct RawServer {
     audit_log: String,
     #[serde(default)]
     oauth: Option<RawOAuth>,
+    sessions: RawSessions,
+}
+
+/// Where legacy MCP sessions live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SessionStoreKind {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSessions {
+    store: SessionStoreKind,
+    #[serde(default)]
+    redis_url: Option<String>,
+    #[serde(default)]
+    redis_url_file: Option<PathBuf>,
+    key_prefix: String,
+    #[serde(with = "humantime_serde")]
+    connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    command_timeout: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -366,6 +391,9 @@ pub struct ServerConfig {
     pub insecure_no_auth: bool,
     /// `[server.oauth]`: access tokens from an identity provider, beside (or instead of) the tokens file.
     pub oauth: Option<OAuthConfig>,
+    /// `[server.sessions] store = "redis"`: legacy sessions (and the fleet's peer health) in a shared Redis;
+    /// `None`: sessions in this process's memory.
+    pub session_store: Option<RedisConfig>,
 }
 
 /// Where audit lines go.
@@ -789,6 +817,7 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         path => AuditTarget::File(expand_home(Path::new(path))),
     };
     let oauth = raw.oauth.map(validate_oauth).transpose()?;
+    let session_store = validate_sessions(raw.sessions)?;
     let listen_is_loopback = listen.ip().is_loopback();
     if !listen_is_loopback && raw.auth_tokens_file.is_none() && oauth.is_none() && !insecure_no_auth
     {
@@ -823,7 +852,41 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         audit_log,
         insecure_no_auth,
         oauth,
+        session_store,
     })
+}
+
+fn validate_sessions(raw: RawSessions) -> Result<Option<RedisConfig>, ConfigError> {
+    let url = secret_value(
+        "server.sessions.redis_url",
+        raw.redis_url,
+        raw.redis_url_file,
+    )?;
+    if raw.store == SessionStoreKind::Memory {
+        if url.is_some() {
+            return Err(ConfigError::invalid(
+                "server.sessions.redis_url",
+                "set, but server.sessions.store is \"memory\": set store = \"redis\" to use it",
+            ));
+        }
+        return Ok(None);
+    }
+    let url = url.ok_or_else(|| {
+        ConfigError::invalid(
+            "server.sessions.redis_url",
+            "missing: store = \"redis\" needs redis_url (or redis_url_file)",
+        )
+    })?;
+    crate::store::check_url(url.expose())
+        .map_err(|why| ConfigError::invalid("server.sessions.redis_url", why))?;
+    nonzero_duration("server.sessions.connect_timeout", raw.connect_timeout)?;
+    nonzero_duration("server.sessions.command_timeout", raw.command_timeout)?;
+    Ok(Some(RedisConfig {
+        url,
+        key_prefix: raw.key_prefix,
+        connect_timeout: raw.connect_timeout,
+        command_timeout: raw.command_timeout,
+    }))
 }
 
 fn validate_oauth(raw: RawOAuth) -> Result<OAuthConfig, ConfigError> {
