@@ -1402,6 +1402,52 @@ mod tests {
     }
 
     #[test]
+    fn the_session_store_and_readiness_policy_are_checked_and_the_redis_url_stays_secret() {
+        let (_d, s) = sources(MINIMAL, &[]);
+        let c = load(&s).unwrap();
+        assert!(c.server.session_store.is_none());
+        assert_eq!(c.health.readiness, ReadinessPolicy::Strict);
+        let url = (
+            "NEXUS_SERVER__SESSIONS__REDIS_URL",
+            "redis://:hunter2@redis:6379/0",
+        );
+        let redis = ("NEXUS_SERVER__SESSIONS__STORE", "redis");
+        let (_d, s) = sources(MINIMAL, &[url, redis, ("NEXUS_HEALTH__READINESS", "fleet")]);
+        let c = load(&s).unwrap();
+        let store = c.server.session_store.as_ref().unwrap();
+        assert_eq!(store.url.expose(), url.1);
+        assert_eq!(c.health.readiness, ReadinessPolicy::Fleet);
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!serde_json::to_string(&c).unwrap().contains("hunter2"));
+        for (envs, key) in [
+            (vec![redis], "server.sessions.redis_url"),
+            (vec![url], "server.sessions.redis_url"),
+            (
+                vec![
+                    redis,
+                    (
+                        "NEXUS_SERVER__SESSIONS__REDIS_URL",
+                        "rediss://:hunter2@r:6379",
+                    ),
+                ],
+                "server.sessions.redis_url",
+            ),
+            (
+                vec![("NEXUS_HEALTH__READINESS", "sometimes")],
+                "health.readiness",
+            ),
+            (
+                vec![("NEXUS_HEALTH__UNREADY_WINDOW", "0s")],
+                "health.unready_window",
+            ),
+        ] {
+            let e = err(MINIMAL, &envs);
+            assert!(e.starts_with(key), "{key}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_errors_that_name_the_key() {
         let e = err(&format!("{MINIMAL}\n[server]\nlisten_addr = \"x\""), &[]);
         assert!(e.contains("listen_addr"), "{e}");
