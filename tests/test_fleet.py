@@ -16,7 +16,7 @@ import pytest
 from support import Stack, wait_until
 from support.fleet import HAProxy, Relay, RedisServer
 from support.mcpclient import acall, call_tool, session
-from support.rawhttp import post, stateless_call
+from support.rawhttp import open_legacy_session, post, stateless_call
 
 WINDOW = 2.0  # health.unready_window in these tests
 
@@ -40,7 +40,7 @@ def fleet(tmp_path_factory):
         n.wait_ready()
     lb = HAProxy(d / "haproxy", {name: n.url.rsplit(":", 1)[1] for name, n in replicas.items()})
     wait_until(lambda: lb.states() == {"n1": "UP", "n2": "UP", "n3": "UP"}, 10, "every replica UP in HAProxy")
-    yield stack, replicas, lb, relay
+    yield stack, replicas, lb, relay, redis
     lb.stop()
     relay.cut()
     stack.close()
@@ -61,7 +61,7 @@ def ok_calls(n) -> float:
 
 
 def test_a_shared_bastion_outage_keeps_the_fleet_routable_with_the_explained_error(fleet):
-    stack, replicas, lb, _ = fleet
+    stack, replicas, lb, _, _ = fleet
     stack.sshd.kill()
     try:
         # Inside the window every replica is out of the pool (HAProxy answers 503 meanwhile)...
@@ -85,7 +85,7 @@ def test_a_shared_bastion_outage_keeps_the_fleet_routable_with_the_explained_err
 
 
 def test_one_replicas_broken_path_takes_only_that_replica_out(fleet):
-    _, replicas, lb, relay = fleet
+    _, replicas, lb, relay, _ = fleet
     relay.cut()
     try:
         wait_until(lambda: lb.states() == {"n1": "UP", "n2": "UP", "n3": "DOWN"}, 5, "n3 alone out of the pool")
@@ -105,7 +105,7 @@ def test_one_replicas_broken_path_takes_only_that_replica_out(fleet):
 
 
 def test_a_legacy_session_works_on_every_replica_and_across_a_restart_of_its_creator(fleet):
-    _, replicas, lb, _ = fleet
+    _, replicas, lb, _, _ = fleet
     before = {name: ok_calls(n) for name, n in replicas.items()}
 
     async def calls(c, n):
@@ -135,7 +135,7 @@ def test_a_legacy_session_works_on_every_replica_and_across_a_restart_of_its_cre
 def test_a_stateless_confirmation_answered_on_another_replica_is_asked_again(fleet):
     """Each replica seals confirmation states with its own key: an answer that lands elsewhere runs nothing and
     gets the question again (a fresh state), never an error or a hang."""
-    stack, replicas, _, _ = fleet
+    stack, replicas, _, _, _ = fleet
     with stack.mongo.client() as c:
         c.scratch.fleet_confirm.insert_many([{"k": i} for i in range(3)])
         body, headers = stateless_call("delete-many", {"database": "scratch", "collection": "fleet_confirm",
@@ -153,3 +153,23 @@ def test_a_stateless_confirmation_answered_on_another_replica_is_asked_again(fle
         assert c.scratch.fleet_confirm.count_documents({}) == 3, "nothing deleted on the other replica"
         status, _, text = post(replicas["n1"], body, headers)
         assert json.loads(text)["result"]["structuredContent"]["deletedCount"] == 3
+
+
+def test_with_redis_down_a_session_held_elsewhere_gets_a_clear_503_at_once(fleet):
+    """Runs last: it stops the module's Redis. A replica's own sessions keep working."""
+    _, replicas, _, _, redis = fleet
+    n1, n2 = replicas["n1"], replicas["n2"]
+    headers = open_legacy_session(n1)
+    redis.stop()
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    started = time.monotonic()
+    status, got, text = post(n2, listing, headers)
+    took = time.monotonic() - started
+    assert status == 503, text
+    assert json.loads(text)["error"].startswith(
+        "this MCP session was opened on another replica and cannot be resumed here: session store unavailable "
+        "(Redis at 127.0.0.1:"), text
+    assert took < 2.0, f"bounded by connect_timeout + command_timeout (1.5 s), took {took:.2f}s"
+    assert n2.metric('nexus_http_rejected_total{reason="session_store"}') == 1
+    status, _, text = post(n1, listing, headers)
+    assert status == 200 and "list-databases" in text, "the replica holding the session still serves it"
