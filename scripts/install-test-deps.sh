@@ -4,6 +4,8 @@
 #     and .venv with the pinned Python packages of requirements-dev.txt (pip);
 #   - Node.js + npm (Debian packages when absent) and tests/node's pinned npm packages (npm ci of its lockfile): the
 #     TypeScript MCP SDK and the MCP Inspector;
+#   - redis-server and haproxy (apt-get): the local fleet test (tests/test_fleet.py: a shared store, a balancer that
+#     checks /ready);
 #   - a local user `nexus-tunnel-test` with a random password (in .run/test-user-password) for password-auth tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +37,14 @@ if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]; then
   (cd tests/node && npm ci --no-audit --no-fund --silent) \
     || { echo "[deps] npm ci in tests/node failed (is the npm registry reachable?)" >&2; exit 1; }
   echo "$node_want" > "$node_stamp"
+fi
+
+# The local fleet (tests/test_fleet.py): Redis as the shared session store, HAProxy as the balancer.
+if ! command -v redis-server >/dev/null || ! { command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; }; then
+  say "installing redis-server haproxy (apt-get)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server haproxy >/dev/null \
+    || { echo "[deps] apt-get install redis-server haproxy failed: tests/test_fleet.py needs both (install them by hand)" >&2; exit 1; }
 fi
 
 mkdir -p .run && chmod 700 .run

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::Audit;
-use crate::config::{Config, ConfigError, Transport};
+use crate::config::{Config, ConfigError, ReadinessPolicy, Transport};
 use crate::error::ErrorClass;
 use crate::health::{self, Health, Probe};
 use crate::http::edge::Edge;
@@ -34,8 +34,12 @@ use crate::mcp::guard::Guard;
 use crate::mcp::server::ResourceSource;
 use crate::mcp::tools::ToolContext;
 use crate::metrics::Metrics;
+use crate::store::peers::RedisPeers;
+use crate::store::sessions::RedisSessions;
+use crate::store::{self, Redis};
 use crate::supervisor::{StartupError, Supervisor};
 use crate::tunnel::Tunnel;
+use rmcp::transport::streamable_http_server::session::store::SessionStore;
 
 /// How long the HTTP server and the tunnel get to close after the drain.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -81,7 +85,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     } else {
         &[health::MONGODB]
     };
-    let health = Health::new(checks, metrics.health.clone(), metrics.startup.clone());
+    let health = Health::new(
+        checks,
+        config.health.clone(),
+        metrics.health.clone(),
+        metrics.startup.clone(),
+    );
     let stdio = config.server.transport == Transport::Stdio;
     let tokens = Arc::new(match &config.server.auth_tokens_file {
         Some(path) => Tokens::load(path).map_err(|e| ConfigError::Invalid {
@@ -97,6 +106,22 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 reason: e.to_string(),
             })?,
         );
+    // The fleet's shared store: legacy sessions and peer health. It connects on first use, so a Redis outage at
+    // startup delays nothing.
+    let redis = match &config.server.session_store {
+        Some(c) => Some(Redis::new(c).map_err(|e| ConfigError::Invalid {
+            key: "server.sessions.redis_url".into(),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
+    let session_store = redis.clone().map(|r| {
+        Arc::new(RedisSessions::new(
+            r,
+            config.server.session_idle_timeout,
+            crate::http::sessions::note_store_failure,
+        ))
+    });
     let sessions = Arc::new(SessionLimits::new(
         config.server.max_sessions,
         config.server.max_sessions_per_caller,
@@ -183,6 +208,14 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
 
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
+    if config.health.readiness == ReadinessPolicy::Fleet {
+        let board = redis.clone().map(|r| {
+            let id = store::peers::replica_id();
+            tracing::info!(replica = %id, "fleet readiness: peers through the shared store");
+            RedisPeers::new(r, id, config.health.peer_interval)
+        });
+        tasks.spawn(health.clone().run_fleet(board, stop.clone()));
+    }
     if tokens.enabled() {
         tasks.spawn(tokens.clone().watch(TOKENS_POLL, stop.clone()));
         tasks.spawn(reload_on_sighup(tokens.clone(), stop.clone()));
@@ -234,6 +267,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             &config,
             server.clone(),
             sessions.clone(),
+            session_store.clone(),
             http_stop.child_token(),
         ));
     }
@@ -366,6 +400,7 @@ fn mcp_router(
     config: &Config,
     server: NexusServer,
     sessions: Arc<SessionLimits>,
+    store: Option<Arc<RedisSessions>>,
     cancel: CancellationToken,
 ) -> axum::Router {
     // The edge already enforces Host, Origin and the body limit with clear reasons; rmcp's own checks stay on
@@ -382,11 +417,14 @@ fn mcp_router(
     if !config.server.allowed_origins.iter().any(|o| o == "*") {
         rmcp_config = rmcp_config.with_allowed_origins(config.server.allowed_origins.clone());
     }
+    // A shared store lets any replica serve a legacy session: rmcp replays its `initialize` from the store.
+    rmcp_config.session_store = store.clone().map(|s| s as Arc<dyn SessionStore>);
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(CappedSessions::new(
             sessions,
             config.server.session_idle_timeout,
+            store,
         )),
         rmcp_config,
     );

@@ -11,8 +11,10 @@
 mod ssh_config;
 mod ssh_resolve;
 
+pub use crate::health::{HealthConfig, ReadinessPolicy};
 pub use crate::http::oauth::OAuthConfig;
 pub use crate::secret::Secret;
+pub use crate::store::RedisConfig;
 pub use ssh_resolve::SshSetting;
 use std::collections::HashMap;
 use std::fmt;
@@ -142,6 +144,17 @@ struct Raw {
     mongo: RawMongo,
     mcp: RawMcp,
     log: RawLog,
+    health: RawHealth,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    readiness: ReadinessPolicy,
+    #[serde(with = "humantime_serde")]
+    unready_window: Duration,
+    #[serde(with = "humantime_serde")]
+    peer_interval: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +187,30 @@ struct RawServer {
     audit_log: String,
     #[serde(default)]
     oauth: Option<RawOAuth>,
+    sessions: RawSessions,
+}
+
+/// Where legacy MCP sessions live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SessionStoreKind {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSessions {
+    store: SessionStoreKind,
+    #[serde(default)]
+    redis_url: Option<String>,
+    #[serde(default)]
+    redis_url_file: Option<PathBuf>,
+    key_prefix: String,
+    #[serde(with = "humantime_serde")]
+    connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    command_timeout: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,6 +362,7 @@ pub struct Config {
     /// The resolved `[ssh]` settings and where each came from (nexus-mcp's config, ssh_config, defaults): printed by
     /// `check`. Empty when `ssh.enabled = false`.
     pub ssh_settings: Vec<SshSetting>,
+    pub health: HealthConfig,
 }
 
 /// The HTTP server and MCP transport.
@@ -364,6 +402,9 @@ pub struct ServerConfig {
     pub insecure_no_auth: bool,
     /// `[server.oauth]`: access tokens from an identity provider, beside (or instead of) the tokens file.
     pub oauth: Option<OAuthConfig>,
+    /// `[server.sessions] store = "redis"`: legacy sessions (and the fleet's peer health) in a shared Redis;
+    /// `None`: sessions in this process's memory.
+    pub session_store: Option<RedisConfig>,
 }
 
 /// Where audit lines go.
@@ -711,6 +752,7 @@ fn validate(
     };
     let mcp = validate_mcp(raw.mcp)?;
     let log = validate_log(raw.log)?;
+    let health = validate_health(raw.health)?;
     Ok(Config {
         server,
         tunnel,
@@ -718,6 +760,17 @@ fn validate(
         mcp,
         log,
         ssh_settings,
+        health,
+    })
+}
+
+fn validate_health(raw: RawHealth) -> Result<HealthConfig, ConfigError> {
+    nonzero_duration("health.unready_window", raw.unready_window)?;
+    nonzero_duration("health.peer_interval", raw.peer_interval)?;
+    Ok(HealthConfig {
+        readiness: raw.readiness,
+        unready_window: raw.unready_window,
+        peer_interval: raw.peer_interval,
     })
 }
 
@@ -796,6 +849,7 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         path => AuditTarget::File(expand_home(Path::new(path))),
     };
     let oauth = raw.oauth.map(validate_oauth).transpose()?;
+    let session_store = validate_sessions(raw.sessions)?;
     let listen_is_loopback = listen.ip().is_loopback();
     if !listen_is_loopback && raw.auth_tokens_file.is_none() && oauth.is_none() && !insecure_no_auth
     {
@@ -830,7 +884,41 @@ fn validate_server(raw: RawServer, insecure_no_auth: bool) -> Result<ServerConfi
         audit_log,
         insecure_no_auth,
         oauth,
+        session_store,
     })
+}
+
+fn validate_sessions(raw: RawSessions) -> Result<Option<RedisConfig>, ConfigError> {
+    let url = secret_value(
+        "server.sessions.redis_url",
+        raw.redis_url,
+        raw.redis_url_file,
+    )?;
+    if raw.store == SessionStoreKind::Memory {
+        if url.is_some() {
+            return Err(ConfigError::invalid(
+                "server.sessions.redis_url",
+                "set, but server.sessions.store is \"memory\": set store = \"redis\" to use it",
+            ));
+        }
+        return Ok(None);
+    }
+    let url = url.ok_or_else(|| {
+        ConfigError::invalid(
+            "server.sessions.redis_url",
+            "missing: store = \"redis\" needs redis_url (or redis_url_file)",
+        )
+    })?;
+    crate::store::check_url(url.expose())
+        .map_err(|why| ConfigError::invalid("server.sessions.redis_url", why))?;
+    nonzero_duration("server.sessions.connect_timeout", raw.connect_timeout)?;
+    nonzero_duration("server.sessions.command_timeout", raw.command_timeout)?;
+    Ok(Some(RedisConfig {
+        url,
+        key_prefix: raw.key_prefix,
+        connect_timeout: raw.connect_timeout,
+        command_timeout: raw.command_timeout,
+    }))
 }
 
 fn validate_oauth(raw: RawOAuth) -> Result<OAuthConfig, ConfigError> {
@@ -1347,6 +1435,52 @@ mod tests {
         let (_d, s) = sources(MINIMAL, &[("NEXUS_SERVER__REQUEST_TIMEOUT", "4s")]);
         let c = load(&s).unwrap();
         assert_eq!(c.server.body_read_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_session_store_and_readiness_policy_are_checked_and_the_redis_url_stays_secret() {
+        let (_d, s) = sources(MINIMAL, &[]);
+        let c = load(&s).unwrap();
+        assert!(c.server.session_store.is_none());
+        assert_eq!(c.health.readiness, ReadinessPolicy::Strict);
+        let url = (
+            "NEXUS_SERVER__SESSIONS__REDIS_URL",
+            "redis://:hunter2@redis:6379/0",
+        );
+        let redis = ("NEXUS_SERVER__SESSIONS__STORE", "redis");
+        let (_d, s) = sources(MINIMAL, &[url, redis, ("NEXUS_HEALTH__READINESS", "fleet")]);
+        let c = load(&s).unwrap();
+        let store = c.server.session_store.as_ref().unwrap();
+        assert_eq!(store.url.expose(), url.1);
+        assert_eq!(c.health.readiness, ReadinessPolicy::Fleet);
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!serde_json::to_string(&c).unwrap().contains("hunter2"));
+        for (envs, key) in [
+            (vec![redis], "server.sessions.redis_url"),
+            (vec![url], "server.sessions.redis_url"),
+            (
+                vec![
+                    redis,
+                    (
+                        "NEXUS_SERVER__SESSIONS__REDIS_URL",
+                        "rediss://:hunter2@r:6379",
+                    ),
+                ],
+                "server.sessions.redis_url",
+            ),
+            (
+                vec![("NEXUS_HEALTH__READINESS", "sometimes")],
+                "health.readiness",
+            ),
+            (
+                vec![("NEXUS_HEALTH__UNREADY_WINDOW", "0s")],
+                "health.unready_window",
+            ),
+        ] {
+            let e = err(MINIMAL, &envs);
+            assert!(e.starts_with(key), "{key}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 
     #[test]

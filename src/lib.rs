@@ -25,6 +25,7 @@
 //! - [`backoff`]: validated exponential backoff with jitter.
 //! - [`probe`]: the `health` subcommand's tiny HTTP client.
 //! - [`secret`]: values that print as `***`.
+//! - [`store`]: the fleet's shared store (Redis): legacy sessions and peer health.
 
 #![forbid(unsafe_code)]
 
@@ -44,5 +45,6 @@ pub mod metrics;
 pub mod mongo;
 pub mod probe;
 pub mod secret;
+pub mod store;
 pub mod supervisor;
 pub mod tunnel;

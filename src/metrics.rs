@@ -186,6 +186,8 @@ impl StartupMetrics {
 pub struct HealthMetrics {
     /// `nexus_dependency_up{dependency}`: 1 healthy, 0 unhealthy.
     pub dependency_up: IntGaugeVec,
+    /// `nexus_degraded`: 1 while ready only by the fleet policy (a dependency lost on every replica).
+    pub degraded: IntGauge,
 }
 
 impl HealthMetrics {
@@ -201,7 +203,17 @@ impl HealthMetrics {
             )
             .expect("valid metric"),
         );
-        Self { dependency_up }
+        let degraded = gauge(
+            r,
+            "degraded",
+            "1 while /ready is 200 with status degraded: under health.readiness = fleet, a dependency is unhealthy \
+             here and on every peer that reports (a shared outage), past health.unready_window; tool calls answer \
+             with the explained error meanwhile.",
+        );
+        Self {
+            dependency_up,
+            degraded,
+        }
     }
 }
 
@@ -440,7 +452,7 @@ pub struct HttpMetrics {
 }
 
 /// Why the edge refuses a request (or a connection).
-pub const REJECT_REASONS: [&str; 16] = [
+pub const REJECT_REASONS: [&str; 17] = [
     "auth",
     "token_expired",
     "token_invalid",
@@ -456,6 +468,7 @@ pub const REJECT_REASONS: [&str; 16] = [
     "body_timeout",
     "timeout",
     "sessions",
+    "session_store",
     "connections",
 ];
 
@@ -468,7 +481,8 @@ impl HttpMetrics {
              token_invalid, bad_audience, bad_issuer (401: OAuth access tokens), insufficient_scope (403), \
              auth_unavailable (503: the issuer's keys cannot be fetched), host or origin (403), limit (503, max_in_flight), \
              rate (429), body (413 or 400), body_timeout (408, body_read_timeout), timeout (504, or an error event \
-             ending an SSE stream), sessions (503 max_sessions, 429 max_sessions_per_caller), connections \
+             ending an SSE stream), sessions (503 max_sessions, 429 max_sessions_per_caller), session_store (503: a \
+             session held by another replica cannot be restored, the shared store is unavailable), connections \
              (max_connections: closed at once, or 503 on a connection of the probes' reserve).",
             &["reason"],
         );

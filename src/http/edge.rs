@@ -18,7 +18,7 @@ use super::body;
 use super::envelope::Envelope;
 use super::oauth::{TokenError, Verifier};
 use super::rate::RateLimiter;
-use super::sessions::{Full, SessionLimits};
+use super::sessions::{Full, Refusal, Scope, SessionLimits};
 use super::tokens::Tokens;
 use crate::access::{Grants, ToolClass};
 use crate::audit::RequestMeta;
@@ -159,9 +159,14 @@ pub async fn guard_mcp(
         .insert(RequestMeta { id, caller, grants });
     let deadline = Deadline::after(edge.timeout);
     request.extensions_mut().insert(deadline.clone());
+    // Every request that opens or names a legacy session runs in a scope: the session manager takes the
+    // reserved place from it (initialize), or reserves one for the caller when the session is restored from the
+    // shared store, and notes why a restore was refused.
+    let scope = (ticket.is_some() || has_session_id(request.headers()))
+        .then(|| Scope::new(&request_caller(&request), ticket));
     let handled = async {
-        match ticket {
-            Some(ticket) => SessionLimits::with_ticket(ticket, next.run(request)).await,
+        match &scope {
+            Some(scope) => scope.clone().within(next.run(request)).await,
             None => next.run(request).await,
         }
     };
@@ -169,6 +174,9 @@ pub async fn guard_mcp(
         response = handled => Some(response),
         () = deadline.expired() => None,
     };
+    if let Some(refusal) = scope.as_ref().and_then(|s| s.refusal()) {
+        return edge.refuse_restore(refusal);
+    }
     match answered {
         Some(response) if holds_body => edge.bound_call(response, permit, deadline, message.id),
         Some(response) => response,
@@ -294,6 +302,25 @@ impl Edge {
             Box::pin(async move { deadline.expired().await }),
             on_expiry,
         )
+    }
+
+    /// A request named a session held by another replica, and it could not be restored here.
+    fn refuse_restore(&self, refusal: Refusal) -> Response {
+        match refusal {
+            Refusal::Full(full) => self.sessions_full(full),
+            Refusal::Store(why) => {
+                let mut r = self.reject(
+                    "session_store",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "this MCP session was opened on another replica and cannot be resumed here: {why}; retry \
+                         shortly, or open a new session"
+                    ),
+                );
+                retry_after(&mut r, Duration::from_secs(1));
+                r
+            }
+        }
     }
 
     fn sessions_full(&self, full: Full) -> Response {
@@ -495,6 +522,15 @@ fn bearer_token(value: &str) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// The caller the edge identified (kept in the request's [`RequestMeta`]).
+fn request_caller(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<RequestMeta>()
+        .map(|m| m.caller.clone())
+        .unwrap_or_default()
 }
 
 /// Whether a request names a session (as rmcp reads the header: a value that is not text names none).

@@ -7,25 +7,87 @@
 //! closes the session: on `DELETE`, when the session has been idle for `server.session_idle_timeout` (rmcp's
 //! `keep_alive`: its worker ends, the server task ends, and rmcp calls `close_session`, dropping the session's
 //! state), and at shutdown. A ticket that was not used is freed when the request ends.
+//!
+//! With a shared store (`[server.sessions] store = "redis"`), a request naming a session this replica does not hold
+//! makes rmcp restore it here (`restore_session`, awaited in the request's task): the restored session takes a
+//! place for the request's caller, found in the same task-local [`Scope`] the edge opens for every request that
+//! names a session; over a cap, or with the store unavailable, the refusal is noted in the scope and the edge
+//! answers it clearly (fail closed). Each use of a session extends its store entry (at most every quarter of the
+//! idle timeout per replica), so an active session never expires from the store.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use prometheus::IntGauge;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::SessionManager;
-use rmcp::transport::streamable_http_server::session::ServerSseMessage;
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError,
 };
+use rmcp::transport::streamable_http_server::session::{RestoreOutcome, ServerSseMessage};
 use rmcp::transport::streamable_http_server::{SessionId, session::EventStore};
 
+use crate::store::StoreError;
+use crate::store::sessions::RedisSessions;
+
 tokio::task_local! {
+    /// What the request being handled may do with session places, and what went wrong.
+    static SCOPE: Arc<Scope>;
+}
+
+/// A request's dealings with session places: the edge opens it, the session manager uses it, the edge reads the
+/// refusal (if any) afterwards.
+pub struct Scope {
+    /// Who is asking (a restored session's place is theirs).
+    caller: String,
     /// The place the edge reserved for the session this request's `initialize` opens.
-    static TICKET: RefCell<Option<Ticket>>;
+    ticket: Mutex<Option<Ticket>>,
+    /// Why a session could not be restored for this request.
+    refusal: Mutex<Option<Refusal>>,
+}
+
+/// Why a session named by a request could not be restored on this replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Restoring it would exceed a cap.
+    Full(Full),
+    /// The shared store did not answer.
+    Store(String),
+}
+
+impl Scope {
+    /// A scope for `caller`'s request, with the place reserved for its `initialize` (if it is one).
+    pub fn new(caller: &str, ticket: Option<Ticket>) -> Arc<Self> {
+        Arc::new(Self {
+            caller: caller.to_string(),
+            ticket: Mutex::new(ticket),
+            refusal: Mutex::new(None),
+        })
+    }
+
+    fn refuse(&self, refusal: Refusal) {
+        *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(refusal);
+    }
+
+    /// Why a session could not be restored while the request was handled.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs `request` with this scope available to the session manager and the store.
+    pub async fn within<F: Future>(self: Arc<Self>, request: F) -> F::Output {
+        SCOPE.scope(self, request).await
+    }
+}
+
+/// The shared store could not load a session for the request being handled: noted for the edge.
+pub fn note_store_failure(e: &StoreError) {
+    let _ = SCOPE.try_with(|s| s.refuse(Refusal::Store(e.to_string())));
 }
 
 /// The session caps and the sessions open.
@@ -117,12 +179,6 @@ impl SessionLimits {
             self.free(&mut c, &caller);
         }
     }
-
-    /// Runs `request` (the handling of an `initialize` without a session id) with `ticket` available to
-    /// [`CappedSessions::create_session`].
-    pub async fn with_ticket<F: Future>(ticket: Ticket, request: F) -> F::Output {
-        TICKET.scope(RefCell::new(Some(ticket)), request).await
-    }
 }
 
 impl Ticket {
@@ -152,20 +208,61 @@ pub enum CappedSessionsError {
         "no session place was reserved for this request (sessions are opened by an initialize request only)"
     )]
     Unreserved,
+    #[error("the session cannot be resumed on this replica: {0:?} session places are taken")]
+    Full(Full),
 }
 
 /// rmcp's in-memory session manager, counting its sessions against [`SessionLimits`].
 pub struct CappedSessions {
     inner: LocalSessionManager,
     limits: Arc<SessionLimits>,
+    /// The shared store, whose entries each use of a session extends.
+    store: Option<Arc<RedisSessions>>,
+    /// When this replica last extended each session's store entry.
+    touched: Mutex<HashMap<SessionId, Instant>>,
+    /// How often a session's store entry is extended at most: a quarter of the idle timeout.
+    touch_every: Duration,
 }
 
 impl CappedSessions {
-    /// Sessions idle for `idle_timeout` are closed by rmcp (its `keep_alive`).
-    pub fn new(limits: Arc<SessionLimits>, idle_timeout: Duration) -> Self {
+    /// Sessions idle for `idle_timeout` are closed by rmcp (its `keep_alive`); with a `store`, each use of a
+    /// session extends its entry there.
+    pub fn new(
+        limits: Arc<SessionLimits>,
+        idle_timeout: Duration,
+        store: Option<Arc<RedisSessions>>,
+    ) -> Self {
         let mut inner = LocalSessionManager::default();
         inner.session_config.keep_alive = Some(idle_timeout);
-        Self { inner, limits }
+        Self {
+            inner,
+            limits,
+            store,
+            touched: Mutex::new(HashMap::new()),
+            touch_every: idle_timeout / 4,
+        }
+    }
+
+    /// Extends `id`'s store entry if this replica has not done so lately. A failure only shortens the entry's
+    /// life (the session keeps working here), so it is logged, not returned.
+    async fn touch(&self, id: &SessionId) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let due = {
+            let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            match touched.get(id) {
+                Some(last) if now.duration_since(*last) < self.touch_every => false,
+                _ => {
+                    touched.insert(id.clone(), now);
+                    true
+                }
+            }
+        };
+        if due && let Err(e) = store.touch(id).await {
+            tracing::debug!(cause = %e, "session store entry not extended");
+        }
     }
 }
 
@@ -174,14 +271,35 @@ impl SessionManager for CappedSessions {
     type Transport = <LocalSessionManager as SessionManager>::Transport;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
-        let ticket = TICKET
-            .try_with(|t| t.borrow_mut().take())
+        let ticket = SCOPE
+            .try_with(|s| s.ticket.lock().unwrap_or_else(|p| p.into_inner()).take())
             .ok()
             .flatten()
             .ok_or(CappedSessionsError::Unreserved)?;
         let (id, transport) = self.inner.create_session().await?;
         ticket.bind(&id);
         Ok((id, transport))
+    }
+
+    async fn restore_session(
+        &self,
+        id: SessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        let scope = SCOPE
+            .try_with(Arc::clone)
+            .map_err(|_| CappedSessionsError::Unreserved)?;
+        let ticket = self.limits.reserve(&scope.caller).map_err(|full| {
+            scope.refuse(Refusal::Full(full));
+            CappedSessionsError::Full(full)
+        })?;
+        match self.inner.restore_session(id.clone()).await? {
+            RestoreOutcome::Restored(transport) => {
+                ticket.bind(&id);
+                tracing::info!(session = %id, "legacy session restored from the shared store");
+                Ok(RestoreOutcome::Restored(transport))
+            }
+            other => Ok(other),
+        }
     }
 
     async fn initialize_session(
@@ -199,6 +317,10 @@ impl SessionManager for CappedSessions {
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         let closed = self.inner.close_session(id).await;
         self.limits.closed(id);
+        self.touched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         Ok(closed?)
     }
 
@@ -207,6 +329,7 @@ impl SessionManager for CappedSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.touch(id).await;
         Ok(self.inner.create_stream(id, message).await?)
     }
 
@@ -215,6 +338,7 @@ impl SessionManager for CappedSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
+        self.touch(id).await;
         Ok(self.inner.accept_message(id, message).await?)
     }
 
@@ -222,6 +346,7 @@ impl SessionManager for CappedSessions {
         &self,
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.touch(id).await;
         Ok(self.inner.create_standalone_stream(id).await?)
     }
 
@@ -280,18 +405,57 @@ mod tests {
     #[tokio::test]
     async fn sessions_are_created_only_with_a_ticket() {
         let l = limits(2, 2);
-        let sessions = CappedSessions::new(l.clone(), Duration::from_secs(60));
+        let sessions = CappedSessions::new(l.clone(), Duration::from_secs(60), None);
         assert!(matches!(
             sessions.create_session().await,
             Err(CappedSessionsError::Unreserved)
         ));
         let ticket = l.reserve("a").unwrap();
-        let (id, _transport) =
-            SessionLimits::with_ticket(ticket, async { sessions.create_session().await })
-                .await
-                .unwrap();
+        let (id, _transport) = Scope::new("a", Some(ticket))
+            .within(async { sessions.create_session().await })
+            .await
+            .unwrap();
         assert_eq!(l.open.get(), 1);
         sessions.close_session(&id).await.unwrap();
         assert_eq!(l.open.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_restored_session_takes_a_place_for_its_caller_and_fails_closed_when_full() {
+        let l = limits(2, 1);
+        let sessions = CappedSessions::new(l.clone(), Duration::from_secs(60), None);
+        let id: SessionId = "elsewhere".to_string().into();
+        assert!(
+            matches!(
+                sessions.restore_session(id.clone()).await,
+                Err(CappedSessionsError::Unreserved)
+            ),
+            "no scope: refused"
+        );
+        let scope = Scope::new("a", None);
+        let restored = scope
+            .clone()
+            .within(sessions.restore_session(id.clone()))
+            .await
+            .unwrap();
+        assert!(matches!(restored, RestoreOutcome::Restored(_)));
+        assert_eq!((l.open.get(), scope.refusal()), (1, None));
+
+        let other: SessionId = "another".to_string().into();
+        let scope = Scope::new("a", None);
+        let refused = scope.clone().within(sessions.restore_session(other)).await;
+        assert!(matches!(
+            refused,
+            Err(CappedSessionsError::Full(Full::Caller(1)))
+        ));
+        assert_eq!(scope.refusal(), Some(Refusal::Full(Full::Caller(1))));
+        assert_eq!(l.open.get(), 1);
+
+        sessions.close_session(&id).await.unwrap();
+        assert_eq!(
+            l.open.get(),
+            0,
+            "closing a restored session frees its place"
+        );
     }
 }
