@@ -149,6 +149,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         tool_class: crate::mcp::scopes::tool_class,
     });
 
+    crate::mcp::precreate_metrics(&metrics.mcp, config.mcp.read_only);
     // HTTP first, so the probes answer during startup. With stdio, probes are a bonus: a busy port only warns.
     let mcp_slot = McpSlot::default();
     let in_flight = Arc::new(InFlight::default());

@@ -19,3 +19,10 @@ pub mod stdio;
 pub mod tools;
 
 pub use server::NexusServer;
+
+/// Creates every `nexus_mcp_*` series (each method, each tool × outcome) before `/metrics` first answers, so a
+/// scrape during startup already sees them. [`NexusServer::new`] does the same; creating twice is harmless.
+pub fn precreate_metrics(metrics: &crate::metrics::McpMetrics, read_only: bool) {
+    let tools = registry::router(read_only).list_all();
+    requests::precreate(metrics, tools.iter().map(|t| t.name.as_ref()));
+}
