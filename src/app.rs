@@ -251,6 +251,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             guard: Arc::new(Guard::new(&config.mcp)),
             confirm_destructive: config.mcp.confirm_destructive,
             confirm_update_above: config.mcp.confirm_update_above,
+            confirm_key: config.mcp.confirm_key.clone(),
         },
         health.clone(),
         metrics.mcp.clone(),

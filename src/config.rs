@@ -338,6 +338,8 @@ struct RawMcp {
     block_server_side_js: bool,
     confirm_destructive: bool,
     confirm_update_above: u64,
+    #[serde(default)]
+    confirm_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -509,6 +511,8 @@ pub struct McpConfig {
     pub confirm_destructive: bool,
     /// `update-many` asks first when more documents than this match (an empty filter always asks).
     pub confirm_update_above: u64,
+    /// `mcp.confirm_key_file`: seals stateless confirmations with a key every replica shares (else one per process).
+    pub confirm_key: Option<Secret>,
 }
 
 impl McpConfig {
@@ -1195,6 +1199,13 @@ fn validate_mcp(raw: RawMcp) -> Result<McpConfig, ConfigError> {
             "must be greater than 0",
         ));
     }
+    let confirm_key = secret_value("mcp.confirm_key", None, raw.confirm_key_file)?;
+    if confirm_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
+        return Err(ConfigError::invalid(
+            "mcp.confirm_key_file",
+            "must hold at least 32 characters (e.g. `head -c 32 /dev/urandom | base64`)",
+        ));
+    }
     Ok(McpConfig {
         read_only: raw.read_only,
         allowed_databases: raw.allowed_databases,
@@ -1206,6 +1217,7 @@ fn validate_mcp(raw: RawMcp) -> Result<McpConfig, ConfigError> {
         block_server_side_js: raw.block_server_side_js,
         confirm_destructive: raw.confirm_destructive,
         confirm_update_above: raw.confirm_update_above,
+        confirm_key,
     })
 }
 

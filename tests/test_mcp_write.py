@@ -167,3 +167,34 @@ def test_a_forged_stateless_confirmation_is_not_accepted(rw, db):
     body["params"]["requestState"] = issued["requestState"]
     status, _, text = post(rw, body, headers)
     assert _json.loads(text)["result"]["structuredContent"]["deletedCount"] == 2
+
+
+def test_a_stateless_confirmation_crosses_processes_only_with_a_shared_key(stack, tmp_path):
+    """Replicas seal confirmations with mcp.confirm_key_file: an answer issued by one is accepted by another; without
+    the shared key the other asks again and says why."""
+    import json as _json
+    from support.rawhttp import post, stateless_call
+    key = tmp_path / "confirm_key"
+    key.write_text("k" * 40 + "\n")
+    shared = {"read_only": False, "confirm_key_file": str(key)}
+    a, b = stack.nexus("a", mcp=shared), stack.nexus("b", mcp=shared)
+    c = stack.nexus("c", mcp={"read_only": False})
+    for n in (a, b, c):
+        n.wait_ready()
+    with stack.mongo.client() as client:
+        client.scratch.crossed.insert_many([{"k": i} for i in range(3)])
+        body, headers = stateless_call("delete-many", {"database": "scratch", "collection": "crossed", "filter": {}})
+        body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = {"elicitation": {}}
+        asked = _json.loads(post(a, body, headers)[2])["result"]
+        assert asked["resultType"] == "input_required"
+        body["params"]["inputResponses"] = {"confirm": {"action": "accept", "content": {"confirm": True}}}
+        body["params"]["requestState"] = asked["requestState"]
+
+        again = _json.loads(post(c, body, headers)[2])["result"]
+        assert again["resultType"] == "input_required"
+        message = _json.dumps(again["inputRequests"])
+        assert "Your earlier confirmation could not be used" in message and "mcp.confirm_key_file" in message
+        assert client.scratch.crossed.count_documents({}) == 3
+
+        done = _json.loads(post(b, body, headers)[2])["result"]
+        assert done["structuredContent"]["deletedCount"] == 3

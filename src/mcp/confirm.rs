@@ -70,12 +70,26 @@ pub fn binding<A: Serialize>(caller: &str, tool: &str, args: &A) -> String {
     format!("confirm-v2|{caller}|{tool}|{digest:x}")
 }
 
-/// Seals confirmation states; the key is random per process (a state from another process or replica is not
-/// accepted, and the user is asked again).
+/// Seals confirmation states with `mcp.confirm_key_file`'s key (every replica that shares it accepts the others'
+/// states), or a key random per process (a state from another process is not accepted: the user is asked again).
+pub fn codec(shared: Option<&crate::secret::Secret>) -> RequestStateCodec {
+    match shared {
+        Some(key) => RequestStateCodec::try_new(key.expose().as_bytes().to_vec())
+            .expect("the config loader checked the key's length"),
+        None => new_codec(),
+    }
+}
+
+/// A codec with a key random per process.
 pub fn new_codec() -> RequestStateCodec {
     let key: [u8; 32] = rand::random();
     RequestStateCodec::try_new(key.to_vec()).expect("a 32-byte key is long enough")
 }
+
+/// Prefixed to the question when a stateless answer's state could not be opened.
+pub const ASK_AGAIN: &str = "Your earlier confirmation could not be used (it expired, was for other arguments, or \
+    was issued by another nexus-mcp process; replicas share confirmations only with mcp.confirm_key_file): please \
+    confirm again.";
 
 /// Asks the connected client's user, by the means its protocol version allows.
 pub struct ClientConfirm<'a> {
@@ -118,6 +132,9 @@ impl Confirmer for ClientConfirm<'_> {
                     } else {
                         Confirmation::Declined
                     }
+                }
+                (Some(_), _) if self.client_can_elicit() => {
+                    Confirmation::AskFirst(format!("{ASK_AGAIN} {question}"))
                 }
                 _ if self.client_can_elicit() => Confirmation::AskFirst(question),
                 _ => Confirmation::Unsupported,

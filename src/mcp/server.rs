@@ -58,6 +58,7 @@ impl NexusServer {
         audit: Arc<Audit>,
     ) -> Self {
         let tool_router = registry::router(ctx.guard.read_only());
+        let codec = Arc::new(confirm::codec(ctx.confirm_key.as_ref()));
         let tools = tool_router.list_all();
         // Every series exists from the start, so rates and alerts see zeros, not gaps.
         requests::precreate(&metrics, tools.iter().map(|t| t.name.as_ref()));
@@ -72,7 +73,7 @@ impl NexusServer {
             audit,
             tools: Arc::new(tools),
             tool_router: Arc::new(tool_router),
-            codec: Arc::new(confirm::new_codec()),
+            codec,
         }
     }
 

@@ -60,6 +60,8 @@ pub struct ToolContext {
     pub confirm_destructive: bool,
     /// `update-many` asks first when more documents than this match (`mcp.confirm_update_above`).
     pub confirm_update_above: u64,
+    /// `mcp.confirm_key_file`: the key sealing stateless confirmations, shared by replicas (else per process).
+    pub confirm_key: Option<crate::secret::Secret>,
 }
 
 /// The user's answer to a confirmation request.
