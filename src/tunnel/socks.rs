@@ -62,7 +62,11 @@ pub(super) async fn carry(socket: TcpStream, peer: SocketAddr, shared: &Shared) 
             }
         }
         Err(e) => {
-            shared.refused("open_failed");
+            shared
+                .metrics
+                .refused
+                .with_label_values(&["open_failed"])
+                .inc();
             let reply = match &e {
                 TunnelError::ForwardRefused { .. } => ReplyError::ConnectionRefused,
                 _ => ReplyError::NetworkUnreachable,
@@ -75,6 +79,10 @@ pub(super) async fn carry(socket: TcpStream, peer: SocketAddr, shared: &Shared) 
 }
 
 fn refuse_handshake(shared: &Shared, peer: SocketAddr, why: &str) {
-    shared.refused("socks_handshake");
+    shared
+        .metrics
+        .refused
+        .with_label_values(&["socks_handshake"])
+        .inc();
     tracing::debug!(%peer, why, "tunnel: socks handshake refused");
 }
