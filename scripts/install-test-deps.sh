@@ -6,7 +6,8 @@
 #     TypeScript MCP SDK and the MCP Inspector;
 #   - redis-server and haproxy (apt-get): the local fleet test (tests/test_fleet.py: a shared store, a balancer that
 #     checks /ready);
-#   - a local user `nexus-tunnel-test` with a random password (in .run/test-user-password) for password-auth tests.
+#   - a local user of this checkout's own (`nx-t-` + 8 hex digits of its path's SHA-256, in .run/test-user) with a random
+#     password (.run/test-user-password) for password-auth tests: checkouts on one machine never share it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,16 +49,16 @@ if ! command -v redis-server >/dev/null || ! { command -v haproxy >/dev/null || 
 fi
 
 mkdir -p .run && chmod 700 .run
-user=nexus-tunnel-test
+user="nx-t-$(pwd -P | sha256sum | cut -c1-8)"
 if ! id "$user" >/dev/null 2>&1; then
-  say "creating local user $user (password auth tests)"
+  say "creating local user $user (password auth tests of this checkout)"
   as_root useradd --no-create-home --shell /bin/sh "$user"
   rm -f .run/test-user-password
 fi
-if [ ! -s .run/test-user-password ]; then
+if [ ! -s .run/test-user-password ] || [ "$(cat .run/test-user 2>/dev/null)" != "$user" ]; then
   (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > .run/test-user-password)
+  echo "$user:$(cat .run/test-user-password)" | as_root chpasswd
 fi
-# The user is shared by every checkout on this machine: (re)set its password to this checkout's every time.
-echo "$user:$(cat .run/test-user-password)" | as_root chpasswd
+echo "$user" > .run/test-user
 as_root usermod -U "$user" 2>/dev/null || true
 say "ready: $(/usr/sbin/sshd -V 2>&1 | head -1), $(.venv/bin/python --version), nx-27017 $(.venv/bin/pip show nx-27017 2>/dev/null | awk '/^Version/{print $2}'), node $(node --version)"

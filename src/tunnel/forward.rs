@@ -23,11 +23,7 @@ pub(super) async fn carry(socket: TcpStream, peer: SocketAddr, shared: &Shared) 
     match dialed {
         Ok((channel, lost)) => pipe(socket, channel, lost, peer, shared, Route::Forward).await,
         Err(e) => {
-            shared
-                .metrics
-                .refused
-                .with_label_values(&["open_failed"])
-                .inc();
+            shared.refused("open_failed");
             match e {
                 TunnelError::ForwardRefused { .. } => warn_refused(shared, &e),
                 _ => tracing::debug!(cause = %e, "tunnel: no channel for a local connection"),

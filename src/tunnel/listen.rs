@@ -65,12 +65,12 @@ pub(super) async fn serve(
         };
         if shared.current().is_none() {
             // Dropping the socket closes it: the driver sees EOF at once instead of waiting for a timeout.
-            shared.metrics.refused.with_label_values(&["down"]).inc();
+            shared.refused("down");
             tracing::debug!(%peer, "tunnel down: closed a local connection at once");
             continue;
         }
         let Ok(permit) = shared.limit.clone().try_acquire_owned() else {
-            shared.metrics.refused.with_label_values(&["limit"]).inc();
+            shared.refused("limit");
             tracing::warn!(
                 max_connections = shared.config.max_connections,
                 "tunnel.max_connections reached: closed a local connection"

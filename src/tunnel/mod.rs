@@ -306,6 +306,11 @@ impl Shared {
         parts.join(", ")
     }
 
+    /// Counts a local connection closed without being carried (`nexus_tunnel_connections_refused_total{reason}`).
+    fn refused(&self, reason: &'static str) {
+        self.metrics.refused.with_label_values(&[reason]).inc();
+    }
+
     fn current(&self) -> Option<Arc<Session>> {
         self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -62,11 +62,7 @@ pub(super) async fn carry(socket: TcpStream, peer: SocketAddr, shared: &Shared) 
             }
         }
         Err(e) => {
-            shared
-                .metrics
-                .refused
-                .with_label_values(&["open_failed"])
-                .inc();
+            shared.refused("open_failed");
             let reply = match &e {
                 TunnelError::ForwardRefused { .. } => ReplyError::ConnectionRefused,
                 _ => ReplyError::NetworkUnreachable,
@@ -79,10 +75,6 @@ pub(super) async fn carry(socket: TcpStream, peer: SocketAddr, shared: &Shared) 
 }
 
 fn refuse_handshake(shared: &Shared, peer: SocketAddr, why: &str) {
-    shared
-        .metrics
-        .refused
-        .with_label_values(&["socks_handshake"])
-        .inc();
+    shared.refused("socks_handshake");
     tracing::debug!(%peer, why, "tunnel: socks handshake refused");
 }

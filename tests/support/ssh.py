@@ -47,19 +47,22 @@ def public_key(key: Path) -> str:
     return " ".join(Path(f"{key}.pub").read_text().split()[:2])
 
 
-TEST_USER = "nexus-tunnel-test"
+def _test_user() -> str:
+    """This checkout's own password-auth test user (.run/test-user, created by `make deps`)."""
+    from .nexus import REPO
+    path = REPO / ".run" / "test-user"
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: run `make deps` (scripts/install-test-deps.sh)")
+    return path.read_text().strip()
+
+
+TEST_USER = _test_user()
 
 
 def password_user_secret() -> str:
-    """The password-auth test user's password (.run/test-user-password, created by `make deps`). The user is shared
-    by every checkout on the machine, so the password is set again here: another checkout may have changed it."""
+    """The password of TEST_USER (.run/test-user-password, set by `make deps`; no other checkout changes it)."""
     from .nexus import REPO
-    path = REPO / ".run" / "test-user-password"
-    if not path.exists():
-        raise RuntimeError(f"{path} is missing: run `make deps` (scripts/install-test-deps.sh)")
-    password = path.read_text().strip()
-    subprocess.run(["chpasswd"], input=f"{TEST_USER}:{password}\n", text=True, check=True, capture_output=True)
-    return password
+    return (REPO / ".run" / "test-user-password").read_text().strip()
 
 
 def current_user() -> str:
