@@ -182,7 +182,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 },
                 http::conn::ConnMetrics {
                     open: metrics.http.connections.clone(),
-                    refused: metrics.http.rejected.with_label_values(&["connections"]),
+                    refused: metrics
+                        .http
+                        .rejected
+                        .get(crate::http::metrics::Rejected::Connections),
                 },
                 http_stop.clone(),
             )))

@@ -1,13 +1,22 @@
-//! The Prometheus registry and one metrics struct per component, registered once at start and passed in.
+//! The Prometheus registry, the helpers components register their families with, and rendering. Each component
+//! defines its own metrics struct beside the code that updates it (`tunnel::metrics`, `mongo::metrics`,
+//! `mcp::metrics`, `http::metrics`, here: startup and health); [`Metrics`] holds one of each.
 //!
 //! Names and help texts are a contract (dashboards, alert rules and the deployment consistency test read them).
-//! Every family appears in `/metrics` from the start: labelled families are pre-created with their known labels.
+//! Every family appears in `/metrics` from the start: a labelled family's values are a [`label_set!`] enum, whose
+//! `ALL` pre-creates them, so the declared and the used label values cannot drift.
 
-use crate::error::ErrorClass;
+use std::marker::PhantomData;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use crate::http::metrics::HttpMetrics;
+use crate::mcp::metrics::McpMetrics;
+use crate::mongo::metrics::MongoMetrics;
+use crate::tunnel::metrics::TunnelMetrics;
 
 /// Prefix of every metric.
 const PREFIX: &str = "nexus";
@@ -85,7 +94,63 @@ impl Default for Metrics {
     }
 }
 
-fn opts(name: &str, help: &str) -> Opts {
+/// The values one label of a family takes.
+pub trait Label: Copy + 'static {
+    /// Every value, pre-created at registration.
+    const ALL: &'static [Self];
+    /// The label value as exported.
+    fn as_str(self) -> &'static str;
+}
+
+/// Declares an enum of label values: `ALL` and `as_str` come from one list, so a value cannot be used without
+/// being pre-created.
+macro_rules! label_set {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $label:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        $vis enum $name { $($(#[$vmeta])* $variant),+ }
+        impl $crate::metrics::Label for $name {
+            const ALL: &'static [Self] = &[$(Self::$variant),+];
+            fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $label),+ }
+            }
+        }
+    };
+}
+pub(crate) use label_set;
+
+/// A counter family with one label whose values are the enum `L`.
+#[derive(Clone)]
+pub struct LabelledCounter<L> {
+    family: IntCounterVec,
+    _label: PhantomData<L>,
+}
+
+impl<L: Label> LabelledCounter<L> {
+    /// Registers `nexus_<name>{<label>}` with every value of `L` at zero.
+    pub(crate) fn register(registry: &Registry, name: &str, help: &str, label: &str) -> Self {
+        let family = counter_vec(registry, name, help, &[label]);
+        for value in L::ALL {
+            family.with_label_values(&[value.as_str()]);
+        }
+        Self {
+            family,
+            _label: PhantomData,
+        }
+    }
+
+    /// The counter of one label value.
+    pub fn get(&self, value: L) -> IntCounter {
+        self.family.with_label_values(&[value.as_str()])
+    }
+
+    /// Adds one to the counter of `value`.
+    pub fn inc(&self, value: L) {
+        self.get(value).inc();
+    }
+}
+
+pub(crate) fn opts(name: &str, help: &str) -> Opts {
     Opts::new(format!("{PREFIX}_{name}"), help)
 }
 
@@ -213,304 +278,6 @@ impl HealthMetrics {
         Self {
             dependency_up,
             degraded,
-        }
-    }
-}
-
-/// The SSH tunnel.
-#[derive(Clone)]
-pub struct TunnelMetrics {
-    /// `nexus_tunnel_up`: 1 while an authenticated SSH session is established.
-    pub up: IntGauge,
-    /// `nexus_tunnel_reconnects_total`: sessions re-established after a loss.
-    pub reconnects: IntCounter,
-    /// `nexus_tunnel_connect_duration_seconds`: TCP connect + handshake + auth over every hop.
-    pub connect_duration: Histogram,
-    /// `nexus_tunnel_channels_active`: forwarded connections open right now.
-    pub channels_active: IntGauge,
-    /// `nexus_tunnel_bytes_total{direction="tx"}`: bytes sent toward MongoDB.
-    pub bytes_tx: IntCounter,
-    /// `nexus_tunnel_bytes_total{direction="rx"}`: bytes received from MongoDB.
-    pub bytes_rx: IntCounter,
-    /// `nexus_tunnel_connections_refused_total{reason}`: local connections closed at once (`down`, `limit`,
-    /// `open_failed`, `socks_handshake`).
-    pub refused: IntCounterVec,
-    /// `nexus_tunnel_channels_opened_total{route}`: channels opened for local connections, by route (`forward`,
-    /// `socks`).
-    pub channels_opened: IntCounterVec,
-    /// `nexus_tunnel_connect_failures_total{class}`: failed attempts to establish the SSH session, by error class
-    /// (`SSH_HOST_KEY_MISMATCH` is a security event).
-    pub connect_failures: IntCounterVec,
-}
-
-/// The SSH connect failures by class, pre-created so a dashboard sees zeros.
-pub const CONNECT_FAILURE_CLASSES: [ErrorClass; 5] = [
-    ErrorClass::SshUnreachable,
-    ErrorClass::SshHostKeyUnknown,
-    ErrorClass::SshHostKeyMismatch,
-    ErrorClass::SshAuthFailed,
-    ErrorClass::ConfigInvalid,
-];
-
-impl TunnelMetrics {
-    fn register(r: &Registry) -> Self {
-        let bytes = counter_vec(
-            r,
-            "tunnel_bytes_total",
-            "Bytes carried by the SSH forward: direction=tx toward MongoDB, rx from MongoDB.",
-            &["direction"],
-        );
-        let refused = counter_vec(
-            r,
-            "tunnel_connections_refused_total",
-            "Local connections to the forward closed at once: reason=down (no SSH session), limit \
-             (tunnel.max_connections reached), open_failed (the bastion did not open the channel).",
-            &["reason"],
-        );
-        for reason in ["down", "limit", "open_failed", "socks_handshake"] {
-            refused.with_label_values(&[reason]);
-        }
-        let channels_opened = counter_vec(
-            r,
-            "tunnel_channels_opened_total",
-            "Channels opened through the SSH session for local connections: route=forward (the fixed forward) or \
-             socks (the route the driver dials each member by name through).",
-            &["route"],
-        );
-        for route in ["forward", "socks"] {
-            channels_opened.with_label_values(&[route]);
-        }
-        let connect_failures = counter_vec(
-            r,
-            "tunnel_connect_failures_total",
-            "Failed attempts to establish the SSH session, by error class (SSH_HOST_KEY_MISMATCH: possible \
-             interception).",
-            &["class"],
-        );
-        for class in CONNECT_FAILURE_CLASSES {
-            connect_failures.with_label_values(&[class.as_str()]);
-        }
-        Self {
-            up: gauge(
-                r,
-                "tunnel_up",
-                "Whether an authenticated SSH session to the bastion is established: 1 or 0.",
-            ),
-            reconnects: register(
-                r,
-                IntCounter::with_opts(opts(
-                    "tunnel_reconnects_total",
-                    "SSH sessions re-established after the previous one was lost.",
-                ))
-                .expect("valid metric"),
-            ),
-            connect_duration: latency_histogram(
-                r,
-                "tunnel_connect_duration_seconds",
-                "Time to establish an SSH session: TCP connect, handshake and authentication over every hop.",
-            ),
-            channels_active: gauge(
-                r,
-                "tunnel_channels_active",
-                "Forwarded connections open through the SSH session.",
-            ),
-            bytes_tx: bytes.with_label_values(&["tx"]),
-            bytes_rx: bytes.with_label_values(&["rx"]),
-            refused,
-            channels_opened,
-            connect_failures,
-        }
-    }
-}
-
-/// The MongoDB driver.
-#[derive(Clone)]
-pub struct MongoMetrics {
-    /// `nexus_mongo_ping_duration_seconds`: round trip of the health `ping`.
-    pub ping_duration: Histogram,
-    /// `nexus_mongo_servers{type}`: the servers the driver sees, by type (from its topology events).
-    pub servers: IntGaugeVec,
-    /// `nexus_mongo_primary_changes_total`: times the driver saw a different primary (elections, failovers).
-    pub primary_changes: IntCounter,
-}
-
-/// The `type` label values of `nexus_mongo_servers`.
-pub const SERVER_TYPES: [&str; 7] = [
-    "primary",
-    "secondary",
-    "arbiter",
-    "standalone",
-    "mongos",
-    "other",
-    "unknown",
-];
-
-impl MongoMetrics {
-    fn register(r: &Registry) -> Self {
-        let servers = register(
-            r,
-            IntGaugeVec::new(
-                opts(
-                    "mongo_servers",
-                    "MongoDB servers the driver sees, by type (primary, secondary, arbiter, standalone, mongos, \
-                     other, unknown).",
-                ),
-                &["type"],
-            )
-            .expect("valid metric"),
-        );
-        for t in SERVER_TYPES {
-            servers.with_label_values(&[t]);
-        }
-        Self {
-            ping_duration: latency_histogram(
-                r,
-                "mongo_ping_duration_seconds",
-                "Round trip of the MongoDB health ping through the tunnel.",
-            ),
-            servers,
-            primary_changes: register(
-                r,
-                IntCounter::with_opts(opts(
-                    "mongo_primary_changes_total",
-                    "Times the driver saw a different replica-set primary (elections, failovers).",
-                ))
-                .expect("valid metric"),
-            ),
-        }
-    }
-}
-
-/// The MCP server.
-#[derive(Clone)]
-pub struct McpMetrics {
-    /// `nexus_mcp_requests_total{method}`: JSON-RPC requests handled, by MCP method.
-    pub requests: IntCounterVec,
-    /// `nexus_mcp_request_duration_seconds{method}`: time to answer, by MCP method.
-    pub request_duration: HistogramVec,
-    /// `nexus_mcp_tool_calls_total{tool,outcome}`: tool calls by outcome (ok, rejected, failed, unavailable,
-    /// input_required).
-    pub tool_calls: IntCounterVec,
-    /// `nexus_mcp_in_flight`: MCP requests being handled right now.
-    pub in_flight: IntGauge,
-}
-
-/// MCP methods pre-created so the families show from the start (`mcp::requests::precreate` adds the same from
-/// `Method::ALL`; a unit test there keeps the two lists equal).
-pub const MCP_METHODS: [&str; 5] = [
-    "initialize",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/read",
-];
-
-impl McpMetrics {
-    fn register(r: &Registry) -> Self {
-        let requests = counter_vec(
-            r,
-            "mcp_requests_total",
-            "MCP JSON-RPC requests handled, by method.",
-            &["method"],
-        );
-        let request_duration = latency_histogram_vec(
-            r,
-            "mcp_request_duration_seconds",
-            "Time to answer an MCP request, by method (the seed's target: p95 and p99 under 100 ms).",
-            &["method"],
-        );
-        for method in MCP_METHODS {
-            requests.with_label_values(&[method]);
-            request_duration.with_label_values(&[method]);
-        }
-        Self {
-            requests,
-            request_duration,
-            tool_calls: counter_vec(
-                r,
-                "mcp_tool_calls_total",
-                "MCP tool calls by tool and outcome: ok, rejected (a guard or bad argument), failed (MongoDB \
-                 error), unavailable (a dependency is down), input_required (asked the user to confirm).",
-                &["tool", "outcome"],
-            ),
-            in_flight: gauge(r, "mcp_in_flight", "MCP requests being handled right now."),
-        }
-    }
-}
-
-/// The HTTP edge.
-#[derive(Clone)]
-pub struct HttpMetrics {
-    /// `nexus_http_rejected_total{reason}`: requests (and connections) refused before reaching the MCP server.
-    pub rejected: IntCounterVec,
-    /// `nexus_http_connections`: open HTTP connections, the probes' reserve included.
-    pub connections: IntGauge,
-    /// `nexus_http_sessions`: legacy MCP sessions open.
-    pub sessions: IntGauge,
-    /// `nexus_oauth_jwks_fetches_total{outcome}`: fetches of the OAuth issuer's keys (`ok`, `failed`).
-    pub jwks_fetches: IntCounterVec,
-}
-
-/// Why the edge refuses a request (or a connection).
-pub const REJECT_REASONS: [&str; 17] = [
-    "auth",
-    "token_expired",
-    "token_invalid",
-    "bad_audience",
-    "bad_issuer",
-    "insufficient_scope",
-    "auth_unavailable",
-    "host",
-    "origin",
-    "limit",
-    "rate",
-    "body",
-    "body_timeout",
-    "timeout",
-    "sessions",
-    "session_store",
-    "connections",
-];
-
-impl HttpMetrics {
-    fn register(r: &Registry) -> Self {
-        let rejected = counter_vec(
-            r,
-            "http_rejected_total",
-            "HTTP requests refused at the edge: reason=auth (401: a missing or unknown bearer token), token_expired, \
-             token_invalid, bad_audience, bad_issuer (401: OAuth access tokens), insufficient_scope (403), \
-             auth_unavailable (503: the issuer's keys cannot be fetched), host or origin (403), limit (503, max_in_flight), \
-             rate (429), body (413 or 400), body_timeout (408, body_read_timeout), timeout (504, or an error event \
-             ending an SSE stream), sessions (503 max_sessions, 429 max_sessions_per_caller), session_store (503: a \
-             session held by another replica cannot be restored, the shared store is unavailable), connections \
-             (max_connections: closed at once, or 503 on a connection of the probes' reserve).",
-            &["reason"],
-        );
-        for reason in REJECT_REASONS {
-            rejected.with_label_values(&[reason]);
-        }
-        let jwks_fetches = counter_vec(
-            r,
-            "oauth_jwks_fetches_total",
-            "Fetches of the OAuth issuer's signing keys (discovery included): outcome=ok or failed.",
-            &["outcome"],
-        );
-        for outcome in ["ok", "failed"] {
-            jwks_fetches.with_label_values(&[outcome]);
-        }
-        Self {
-            rejected,
-            jwks_fetches,
-            connections: gauge(
-                r,
-                "http_connections",
-                "Open HTTP connections, including those of the probes' reserve.",
-            ),
-            sessions: gauge(
-                r,
-                "http_sessions",
-                "Legacy MCP sessions (Mcp-Session-Id) open.",
-            ),
         }
     }
 }

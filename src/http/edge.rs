@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::http::metrics::Rejected;
+use crate::metrics::{Label as _, LabelledCounter};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::IntCounterVec;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::body;
@@ -56,7 +57,7 @@ pub struct Edge {
     pub session_idle_timeout: Duration,
     pub metrics_require_auth: bool,
     /// `nexus_http_rejected_total{reason}`.
-    pub rejected: IntCounterVec,
+    pub rejected: LabelledCounter<Rejected>,
     /// `[server.oauth]`: access tokens checked against the issuer's keys.
     pub oauth: Option<Arc<Verifier>>,
     /// The class of a tool by name (`None`: no such tool; the MCP layer answers that).
@@ -128,7 +129,7 @@ pub async fn guard_mcp(
             Ok(permit) => Some(permit),
             Err(_) => {
                 let mut r = edge.reject(
-                    "limit",
+                    Rejected::Limit,
                     StatusCode::SERVICE_UNAVAILABLE,
                     "too many requests in flight (server.max_in_flight)",
                 );
@@ -180,7 +181,11 @@ pub async fn guard_mcp(
     match answered {
         Some(response) if holds_body => edge.bound_call(response, permit, deadline, message.id),
         Some(response) => response,
-        None => edge.reject("timeout", StatusCode::GATEWAY_TIMEOUT, &edge.timeout_why()),
+        None => edge.reject(
+            Rejected::Timeout,
+            StatusCode::GATEWAY_TIMEOUT,
+            &edge.timeout_why(),
+        ),
     }
 }
 
@@ -225,13 +230,17 @@ impl Edge {
         peer: SocketAddr,
     ) -> Result<(Request, (String, Grants), Envelope), Response> {
         if request.headers().get_all(header::HOST).iter().count() > 1 {
-            return Err(self.reject("host", StatusCode::BAD_REQUEST, "more than one Host header"));
+            return Err(self.reject(
+                Rejected::Host,
+                StatusCode::BAD_REQUEST,
+                "more than one Host header",
+            ));
         }
         if let Err(why) = check_host(&self.allowed_hosts, &request) {
-            return Err(self.reject("host", StatusCode::FORBIDDEN, &why));
+            return Err(self.reject(Rejected::Host, StatusCode::FORBIDDEN, &why));
         }
         if let Err(why) = check_origin(&self.allowed_origins, request.headers()) {
-            return Err(self.reject("origin", StatusCode::FORBIDDEN, &why));
+            return Err(self.reject(Rejected::Origin, StatusCode::FORBIDDEN, &why));
         }
         let (caller, grants) = self
             .authenticate(request.headers(), peer)
@@ -239,7 +248,7 @@ impl Edge {
             .map_err(|failure| self.refuse_auth(failure))?;
         if let Err(wait) = self.rate.check(&caller) {
             let mut r = self.reject(
-                "rate",
+                Rejected::Rate,
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate limit exceeded for this caller",
             );
@@ -293,7 +302,7 @@ impl Edge {
         let edge = self.clone();
         let on_expiry = Box::new(move || {
             let why = edge.timeout_why();
-            edge.count("timeout", StatusCode::GATEWAY_TIMEOUT, &why);
+            edge.count(Rejected::Timeout, StatusCode::GATEWAY_TIMEOUT, &why);
             sse.then(|| sse_error(id, &why))
         });
         body::bound(
@@ -310,7 +319,7 @@ impl Edge {
             Refusal::Full(full) => self.sessions_full(full),
             Refusal::Store(why) => {
                 let mut r = self.reject(
-                    "session_store",
+                    Rejected::SessionStore,
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!(
                         "this MCP session was opened on another replica and cannot be resumed here: {why}; retry \
@@ -331,7 +340,7 @@ impl Edge {
         );
         match full {
             Full::Caller(max) => self.reject(
-                "sessions",
+                Rejected::Sessions,
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!(
                     "too many open MCP sessions for this caller (server.max_sessions_per_caller = {max}): {what_to_do}"
@@ -339,7 +348,7 @@ impl Edge {
             ),
             Full::Overall(max) => {
                 let mut r = self.reject(
-                    "sessions",
+                    Rejected::Sessions,
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!(
                         "too many open MCP sessions on this server (server.max_sessions = {max}): {what_to_do}, \
@@ -363,12 +372,12 @@ impl Edge {
     fn refuse_body(&self, e: &body::ReadError) -> Response {
         let (reason, status, why) = match e {
             body::ReadError::TooLarge(limit) => (
-                "body",
+                Rejected::Body,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body larger than server.body_limit ({limit} bytes)"),
             ),
             body::ReadError::TooSlow(limit) => (
-                "body_timeout",
+                Rejected::BodyTimeout,
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
                     "request body not received within server.body_read_timeout ({} ms): send the body at once",
@@ -376,7 +385,7 @@ impl Edge {
                 ),
             ),
             body::ReadError::Failed(cause) => (
-                "body",
+                Rejected::Body,
                 StatusCode::BAD_REQUEST,
                 format!("request body could not be read: {cause}"),
             ),
@@ -387,21 +396,21 @@ impl Edge {
         r
     }
 
-    fn count(&self, reason: &str, status: StatusCode, why: &str) {
-        self.rejected.with_label_values(&[reason]).inc();
+    fn count(&self, reason: Rejected, status: StatusCode, why: &str) {
+        self.rejected.inc(reason);
         tracing::debug!(
-            reason,
+            reason = reason.as_str(),
             status = status.as_u16(),
             why,
             "http request rejected"
         );
     }
 
-    fn reject(&self, reason: &str, status: StatusCode, why: &str) -> Response {
+    fn reject(&self, reason: Rejected, status: StatusCode, why: &str) -> Response {
         self.count(reason, status, why);
         (
             status,
-            axum::Json(serde_json::json!({ "error": why, "reason": reason })),
+            axum::Json(serde_json::json!({ "error": why, "reason": reason.as_str() })),
         )
             .into_response()
     }
@@ -444,7 +453,7 @@ impl Edge {
     fn refuse_auth(&self, failure: AuthFailure) -> Response {
         match failure {
             AuthFailure::Denied(why, error) => {
-                let reason = error.as_ref().map_or("auth", TokenError::reason);
+                let reason = error.as_ref().map_or(Rejected::Auth, TokenError::reason);
                 let mut r = self.reject(reason, StatusCode::UNAUTHORIZED, &why);
                 let challenge = match &self.oauth {
                     Some(verifier) => {
@@ -504,7 +513,7 @@ impl Edge {
                     "the access token lacks scope {} that tool {name} needs",
                     verifier.scope_for(class)
                 );
-                let mut r = self.reject("insufficient_scope", StatusCode::FORBIDDEN, &why);
+                let mut r = self.reject(Rejected::InsufficientScope, StatusCode::FORBIDDEN, &why);
                 if let Ok(value) = HeaderValue::from_str(&verifier.insufficient(class)) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, value);
                 }

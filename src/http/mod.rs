@@ -14,6 +14,7 @@ pub mod body;
 pub mod conn;
 pub mod edge;
 pub mod envelope;
+pub mod metrics;
 pub mod oauth;
 pub mod rate;
 pub mod sessions;

@@ -8,6 +8,7 @@ mod confirm;
 mod dispatch;
 pub mod ejson;
 pub mod guard;
+pub mod metrics;
 pub mod namespace;
 mod registry;
 pub mod render;
@@ -22,7 +23,7 @@ pub use server::NexusServer;
 
 /// Creates every `nexus_mcp_*` series (each method, each tool × outcome) before `/metrics` first answers, so a
 /// scrape during startup already sees them. [`NexusServer::new`] does the same; creating twice is harmless.
-pub fn precreate_metrics(metrics: &crate::metrics::McpMetrics, read_only: bool) {
+pub fn precreate_metrics(metrics: &metrics::McpMetrics, read_only: bool) {
     let tools = registry::router(read_only).list_all();
     requests::precreate(metrics, tools.iter().map(|t| t.name.as_ref()));
 }

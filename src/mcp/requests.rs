@@ -1,53 +1,17 @@
-//! The MCP server's label sets and request metrics: [`Method`] (the `method` of `nexus_mcp_requests_total` and
-//! `nexus_mcp_request_duration_seconds`), [`Timed`] (counts and times one request), and [`precreate`], which
+//! The MCP server's request metrics: [`Timed`] (counts and times one request), and [`precreate`], which
 //! creates every series these labels and the tool call outcomes can take before the first request, so declared
 //! and used labels cannot drift and dashboards see zeros rather than gaps.
 
 use std::time::Instant;
 
 use super::dispatch::CallOutcome;
-use crate::metrics::McpMetrics;
+use super::metrics::McpMetrics;
+pub use super::metrics::Method;
+use crate::metrics::Label as _;
 
-/// An MCP method the server answers, as counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Initialize,
-    ToolsList,
-    ToolsCall,
-    ResourcesList,
-    ResourcesRead,
-}
-
-impl Method {
-    /// Every method; [`precreate`] creates their series.
-    pub const ALL: [Self; 5] = [
-        Self::Initialize,
-        Self::ToolsList,
-        Self::ToolsCall,
-        Self::ResourcesList,
-        Self::ResourcesRead,
-    ];
-
-    /// The JSON-RPC method name, used as the label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Initialize => "initialize",
-            Self::ToolsList => "tools/list",
-            Self::ToolsCall => "tools/call",
-            Self::ResourcesList => "resources/list",
-            Self::ResourcesRead => "resources/read",
-        }
-    }
-}
-
-/// Creates the series of every [`Method`], and of every tool in `tools` with every [`CallOutcome`] label.
+/// Creates the series of every tool in `tools` with every [`CallOutcome`] label (those of every [`Method`] exist
+/// from registration).
 pub fn precreate<'a>(metrics: &McpMetrics, tools: impl IntoIterator<Item = &'a str>) {
-    for method in Method::ALL {
-        metrics.requests.with_label_values(&[method.as_str()]);
-        metrics
-            .request_duration
-            .with_label_values(&[method.as_str()]);
-    }
     for tool in tools {
         for outcome in CallOutcome::LABELS {
             metrics.tool_calls.with_label_values(&[tool, outcome]);
@@ -128,16 +92,5 @@ mod tests {
             1
         );
         assert_eq!(metrics.mcp.in_flight.get(), 0);
-    }
-}
-
-#[cfg(test)]
-mod method_list_tests {
-    use super::Method;
-
-    #[test]
-    fn the_metrics_pre_created_methods_are_the_methods() {
-        let ours: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
-        assert_eq!(ours, crate::metrics::MCP_METHODS.to_vec());
     }
 }

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::confirm;
 use super::dispatch::request_meta;
+use super::metrics::McpMetrics;
 use super::registry;
 use super::requests::{self, Method, Timed};
 pub use super::resources::ResourceSource;
@@ -27,7 +28,6 @@ use super::tools::ToolContext;
 use crate::access::Grants;
 use crate::audit::Audit;
 use crate::health::Health;
-use crate::metrics::McpMetrics;
 
 /// The MCP server handler. Cheap to clone: one per HTTP session or stdio connection.
 #[derive(Clone)]

@@ -6,6 +6,7 @@
 //! **Architecture invariant:** no SSH and no MCP types here. The tunnel is only addresses to connect to.
 
 pub mod collect;
+pub mod metrics;
 pub mod topology;
 pub mod uri;
 
@@ -20,8 +21,8 @@ use mongodb::options::{
 
 use crate::config::MongoConfig;
 use crate::error::ErrorClass;
-use crate::metrics::MongoMetrics;
 use crate::secret::Secret;
+use metrics::MongoMetrics;
 use topology::Topology;
 
 /// How long a health ping waits for a server when the driver's view has none the tools can use.

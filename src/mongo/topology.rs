@@ -13,7 +13,7 @@ use mongodb::options::SelectionCriteria;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::metrics::{MongoMetrics, SERVER_TYPES};
+use super::metrics::{MongoMetrics, SERVER_TYPES};
 
 use super::MongoError;
 

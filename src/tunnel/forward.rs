@@ -8,7 +8,8 @@ use tokio::net::TcpStream;
 
 use super::Shared;
 use super::error::TunnelError;
-use super::listen::{Route, pipe};
+use super::listen::pipe;
+use super::metrics::{Refusal, Route};
 
 /// How often a repeated forward refusal is logged at `warn`.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(30);
@@ -23,7 +24,7 @@ pub(super) async fn carry(socket: TcpStream, peer: SocketAddr, shared: &Shared) 
     match dialed {
         Ok((channel, lost)) => pipe(socket, channel, lost, peer, shared, Route::Forward).await,
         Err(e) => {
-            shared.refused("open_failed");
+            shared.refused(Refusal::OpenFailed);
             match e {
                 TunnelError::ForwardRefused { .. } => warn_refused(shared, &e),
                 _ => tracing::debug!(cause = %e, "tunnel: no channel for a local connection"),

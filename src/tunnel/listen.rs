@@ -16,31 +16,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::metrics::{Refusal, Route};
 use super::{Channel, Shared};
 
 /// Copy buffer per direction: large enough for bulk reads of result batches.
 const COPY_BUFFER: usize = 64 * 1024;
 /// Pause after an accept error (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-
-/// What a route does with an accepted connection.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Route {
-    /// Carry it to `tunnel.forward_to`.
-    Forward,
-    /// Read a SOCKS5 request, then carry it to the host and port asked for.
-    Socks,
-}
-
-impl Route {
-    /// The `route` label of `nexus_tunnel_channels_opened_total`.
-    pub(super) fn label(self) -> &'static str {
-        match self {
-            Self::Forward => "forward",
-            Self::Socks => "socks",
-        }
-    }
-}
 
 /// Accepts local connections until `shutdown`; then waits for the open ones to close.
 pub(super) async fn serve(
@@ -65,12 +47,12 @@ pub(super) async fn serve(
         };
         if shared.current().is_none() {
             // Dropping the socket closes it: the driver sees EOF at once instead of waiting for a timeout.
-            shared.refused("down");
+            shared.refused(Refusal::Down);
             tracing::debug!(%peer, "tunnel down: closed a local connection at once");
             continue;
         }
         let Ok(permit) = shared.limit.clone().try_acquire_owned() else {
-            shared.refused("limit");
+            shared.refused(Refusal::Limit);
             tracing::warn!(
                 max_connections = shared.config.max_connections,
                 "tunnel.max_connections reached: closed a local connection"
@@ -101,11 +83,7 @@ pub(super) async fn pipe(
     shared: &Shared,
     route: Route,
 ) {
-    shared
-        .metrics
-        .channels_opened
-        .with_label_values(&[route.label()])
-        .inc();
+    shared.metrics.channels_opened.get(route).inc();
     let active = shared.metrics.channels_active.clone();
     active.inc();
     let mut local = Metered {

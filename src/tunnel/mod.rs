@@ -21,6 +21,7 @@ mod host_keys;
 mod keeper;
 mod known_hosts;
 mod listen;
+pub mod metrics;
 mod reconnect;
 mod session;
 mod socks;
@@ -39,8 +40,8 @@ pub use error::TunnelError;
 pub use state::TunnelState;
 
 use crate::config::TunnelConfig;
-use crate::metrics::TunnelMetrics;
 use crate::secret::Secret;
+use metrics::{Refusal, Route, TunnelMetrics};
 use session::Session;
 
 /// A forwarded byte stream: one `direct-tcpip` channel.
@@ -126,7 +127,7 @@ impl Tunnel {
             tasks.spawn(listen::serve(
                 listener,
                 shared.clone(),
-                listen::Route::Forward,
+                Route::Forward,
                 shutdown.clone(),
             ));
         }
@@ -134,7 +135,7 @@ impl Tunnel {
             tasks.spawn(listen::serve(
                 listener,
                 shared.clone(),
-                listen::Route::Socks,
+                Route::Socks,
                 shutdown,
             ));
         }
@@ -307,8 +308,8 @@ impl Shared {
     }
 
     /// Counts a local connection closed without being carried (`nexus_tunnel_connections_refused_total{reason}`).
-    fn refused(&self, reason: &'static str) {
-        self.metrics.refused.with_label_values(&[reason]).inc();
+    fn refused(&self, reason: Refusal) {
+        self.metrics.refused.inc(reason);
     }
 
     fn current(&self) -> Option<Arc<Session>> {

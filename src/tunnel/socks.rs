@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 
 use super::Shared;
 use super::error::TunnelError;
-use super::listen::{Route, pipe};
+use super::listen::pipe;
+use super::metrics::{Refusal, Route};
 
 /// A fresh password for the route: 128 random bits, hex.
 pub(super) fn random_password() -> String {
@@ -62,7 +63,7 @@ pub(super) async fn carry(socket: TcpStream, peer: SocketAddr, shared: &Shared) 
             }
         }
         Err(e) => {
-            shared.refused("open_failed");
+            shared.refused(Refusal::OpenFailed);
             let reply = match &e {
                 TunnelError::ForwardRefused { .. } => ReplyError::ConnectionRefused,
                 _ => ReplyError::NetworkUnreachable,
@@ -75,6 +76,6 @@ pub(super) async fn carry(socket: TcpStream, peer: SocketAddr, shared: &Shared) 
 }
 
 fn refuse_handshake(shared: &Shared, peer: SocketAddr, why: &str) {
-    shared.refused("socks_handshake");
+    shared.refused(Refusal::SocksHandshake);
     tracing::debug!(%peer, why, "tunnel: socks handshake refused");
 }

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey};
+
+use crate::http::metrics::Fetch;
+use crate::metrics::LabelledCounter;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
@@ -28,7 +31,7 @@ pub struct Jwks {
     client: reqwest::Client,
     state: Mutex<State>,
     /// `nexus_oauth_jwks_fetches_total{outcome="ok"|"failed"}`.
-    fetches: prometheus::IntCounterVec,
+    fetches: LabelledCounter<Fetch>,
 }
 
 #[derive(Default)]
@@ -51,7 +54,7 @@ impl Jwks {
     pub fn new(
         issuer: String,
         configured_url: Option<String>,
-        fetches: prometheus::IntCounterVec,
+        fetches: LabelledCounter<Fetch>,
     ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
@@ -94,13 +97,13 @@ impl Jwks {
             }
             match self.fetch(&mut state).await {
                 Ok(set) => {
-                    self.fetches.with_label_values(&["ok"]).inc();
+                    self.fetches.inc(Fetch::Ok);
                     state.set = Some(set);
                     state.fetched_at = Some(Instant::now());
                     state.last_error = None;
                 }
                 Err(why) => {
-                    self.fetches.with_label_values(&["failed"]).inc();
+                    self.fetches.inc(Fetch::Failed);
                     state.failed_at = Some(Instant::now());
                     tracing::warn!(issuer = %self.issuer, cause = %why, cached = state.set.is_some(),
                         "oauth: fetching the issuer's keys failed; keeping the cached ones");

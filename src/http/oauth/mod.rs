@@ -15,6 +15,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::{Grants, ToolClass};
+use crate::http::metrics::{Fetch, Rejected};
+use crate::metrics::LabelledCounter;
 use jwks::Jwks;
 
 /// `[server.oauth]`, validated.
@@ -70,13 +72,13 @@ pub enum TokenError {
 
 impl TokenError {
     /// The `reason` label of `nexus_http_rejected_total` (bounded: one per variant).
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Rejected {
         match self {
-            Self::Expired => "token_expired",
-            Self::WrongAudience(_) => "bad_audience",
-            Self::WrongIssuer(_) => "bad_issuer",
-            Self::Invalid(_) => "token_invalid",
-            Self::KeysUnavailable(_) => "auth_unavailable",
+            Self::Expired => Rejected::TokenExpired,
+            Self::WrongAudience(_) => Rejected::BadAudience,
+            Self::WrongIssuer(_) => Rejected::BadIssuer,
+            Self::Invalid(_) => Rejected::TokenInvalid,
+            Self::KeysUnavailable(_) => Rejected::AuthUnavailable,
         }
     }
 }
@@ -105,7 +107,7 @@ pub struct Verifier {
 
 impl Verifier {
     /// `fetches`: `nexus_oauth_jwks_fetches_total{outcome}`.
-    pub fn new(config: OAuthConfig, fetches: prometheus::IntCounterVec) -> Self {
+    pub fn new(config: OAuthConfig, fetches: LabelledCounter<Fetch>) -> Self {
         let mut validation = Validation::new(config.algorithms[0]);
         validation.algorithms = config.algorithms.clone();
         validation.set_issuer(&[&config.issuer]);
@@ -291,8 +293,12 @@ mod tests {
     use super::*;
 
     fn verifier(audience: &str) -> Verifier {
-        let fetches =
-            prometheus::IntCounterVec::new(prometheus::Opts::new("f", "f"), &["outcome"]).unwrap();
+        let fetches = crate::metrics::LabelledCounter::register(
+            &prometheus::Registry::new(),
+            "f",
+            "f",
+            "outcome",
+        );
         Verifier::new(
             OAuthConfig {
                 issuer: "http://127.0.0.1:9/".into(),
