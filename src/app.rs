@@ -32,6 +32,7 @@ use crate::http::{self, HttpState, InFlight, McpSlot};
 use crate::mcp::NexusServer;
 use crate::mcp::guard::Guard;
 use crate::mcp::server::ResourceSource;
+use crate::mcp::targets::{DEFAULT, Target, Targets};
 use crate::mcp::tools::ToolContext;
 use crate::metrics::Metrics;
 use crate::store::peers::RedisPeers;
@@ -149,7 +150,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         tool_class: crate::mcp::scopes::tool_class,
     });
 
-    crate::mcp::precreate_metrics(&metrics.mcp, config.mcp.read_only);
+    crate::mcp::precreate_metrics(&metrics.mcp, config.mcp.read_only, None);
     // HTTP first, so the probes answer during startup. With stdio, probes are a bonus: a busy port only warns.
     let mcp_slot = McpSlot::default();
     let in_flight = Arc::new(InFlight::default());
@@ -247,16 +248,25 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     };
     let mongo_cell = Arc::new(std::sync::OnceLock::new());
     let tunnel_cell = Arc::new(std::sync::OnceLock::new());
+    let targets = Targets::new(
+        vec![Target {
+            name: DEFAULT.into(),
+            required: true,
+            ctx: ToolContext {
+                mongo: mongo_cell.clone(),
+                max_time: config.mongo.max_time,
+                guard: Arc::new(Guard::new(&config.mcp)),
+                confirm_destructive: config.mcp.confirm_destructive,
+                confirm_update_above: config.mcp.confirm_update_above,
+                confirm_key: config.mcp.confirm_key.clone(),
+            },
+            health: health.clone(),
+            named: false,
+        }],
+        false,
+    );
     let server = NexusServer::new(
-        ToolContext {
-            mongo: mongo_cell.clone(),
-            max_time: config.mongo.max_time,
-            guard: Arc::new(Guard::new(&config.mcp)),
-            confirm_destructive: config.mcp.confirm_destructive,
-            confirm_update_above: config.mcp.confirm_update_above,
-            confirm_key: config.mcp.confirm_key.clone(),
-        },
-        health.clone(),
+        targets,
         metrics.mcp.clone(),
         status_source(&health, &metrics, tunnel_cell.clone()),
         serde_json::to_value(&config).unwrap_or(Value::Null),

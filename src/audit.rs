@@ -36,6 +36,9 @@ pub struct AuditRecord {
     pub timestamp: String,
     pub request_id: String,
     pub caller: String,
+    /// The target (connection) the call named, when the configuration names targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     pub tool: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,

@@ -17,9 +17,11 @@ use serde_json::Value;
 use tracing::Instrument as _;
 
 use super::confirm;
+use super::guard::Rejected;
 use super::render::Output;
 use super::server::NexusServer;
-use super::tools::{ToolContext, ToolError};
+use super::targets::{CONNECTION_ID, Target};
+use super::tools::{Effect, ToolContext, ToolError};
 use crate::audit::{self, AuditRecord, RequestMeta};
 use crate::error::ErrorClass;
 use crate::mongo::MongoError;
@@ -45,6 +47,20 @@ pub enum CallOutcome {
     Failed {
         class: ErrorClass,
     },
+}
+
+tokio::task_local! {
+    /// The target a call resolved to (set by [`NexusServer::dispatch`] for the call's lifetime).
+    static TARGET: Target;
+}
+
+/// The name of the target of the call in progress, when the configuration names targets (confirmations are bound
+/// to it).
+pub(super) fn target_name() -> Option<Arc<str>> {
+    TARGET
+        .try_with(|t| t.named.then(|| t.name.clone()))
+        .ok()
+        .flatten()
 }
 
 tokio::task_local! {
@@ -105,6 +121,7 @@ impl NexusServer {
     pub(super) async fn call<F, Fut>(
         &self,
         tool: &'static str,
+        effect: Effect,
         binding: Option<String>,
         run: F,
     ) -> Result<CallToolResponse, ErrorData>
@@ -113,25 +130,13 @@ impl NexusServer {
         Fut: Future<Output = Result<Output, ToolError>>,
     {
         let started = Instant::now();
-        // During startup, wait for it only while its first attempts are under way: a stage that is already failing
-        // is answered at once, with its reason.
-        let ready = self.health.is_started()
-            || (self.health.wait_started_unless_failing(STARTUP_WAIT).await
-                && self.health.is_started());
-        let result = if !ready {
-            let waiting = self
-                .health
-                .startup_failing()
-                .map(|why| format!(": {why}"))
-                .unwrap_or_else(|| ": its first connection attempts are still under way".into());
-            Err(ToolError::Unavailable(format!(
-                "nexus-mcp is starting (stage {}){waiting}",
-                self.health.stage().as_str()
-            )))
-        } else if let Some(why) = self.health.unavailable() {
-            Err(ToolError::Unavailable(why))
-        } else {
-            run(self.ctx.clone()).await
+        let target = TARGET
+            .try_with(Target::clone)
+            .unwrap_or_else(|_| self.targets.first().clone());
+        let result = self.gate(&target, tool, effect).await;
+        let result = match result {
+            Err(e) => Err(e),
+            Ok(()) => run(target.ctx.clone()).await,
         };
         let outcome = CallOutcome::of(&result);
         CallOutcome::report(outcome);
@@ -169,6 +174,44 @@ impl NexusServer {
         })
     }
 
+    /// Whether `target` can take a call of `tool` now: startup done (waiting for it only while its first attempts
+    /// are under way: a stage that is already failing is answered at once, with its reason), its dependencies
+    /// healthy, and writes allowed there.
+    async fn gate(&self, target: &Target, tool: &str, effect: Effect) -> Result<(), ToolError> {
+        let health = &target.health;
+        let on = if self.targets.named() {
+            format!("connection {}: ", target.name)
+        } else {
+            String::new()
+        };
+        let ready = health.is_started()
+            || (health.wait_started_unless_failing(STARTUP_WAIT).await && health.is_started());
+        if !ready {
+            let waiting = health
+                .startup_failing()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_else(|| ": its first connection attempts are still under way".into());
+            return Err(ToolError::Unavailable(format!(
+                "{on}nexus-mcp is starting (stage {}){waiting}",
+                health.stage().as_str()
+            )));
+        }
+        if let Some(why) = health.unavailable() {
+            return Err(ToolError::Unavailable(format!("{on}{why}")));
+        }
+        if effect != Effect::Read && target.ctx.guard.read_only() {
+            return Err(Rejected {
+                rule: "mcp.read_only",
+                message: format!(
+                    "{tool} writes, and connection {} is read-only (targets.{}.mcp.read_only)",
+                    target.name, target.name
+                ),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     /// Answers `tools/call`: routes the call, takes its outcome (or derives it from rmcp's answer when the call
     /// never reached a tool) and writes the audit line.
     pub(super) async fn dispatch(
@@ -204,14 +247,44 @@ impl NexusServer {
         let span =
             tracing::info_span!("tool", request_id = %meta.id, caller = %meta.caller, tool = %tool);
         let slot = Arc::new(std::sync::Mutex::new(None));
-        let response = OUTCOME
-            .scope(
-                slot.clone(),
-                self.tool_router
+        let target = if tool == super::connections::NAME {
+            Ok(None)
+        } else {
+            self.targets
+                .resolve(field(CONNECTION_ID).as_deref())
+                .map(Some)
+        };
+        let target_label = match &target {
+            Ok(Some(t)) if t.named => Some(t.name.to_string()),
+            _ => field(CONNECTION_ID).filter(|_| self.targets.named()),
+        };
+        let response = match target {
+            Ok(target) => {
+                let routed = self
+                    .tool_router
                     .call(ToolCallContext::new(self, request, context))
-                    .instrument(span),
-            )
-            .await;
+                    .instrument(span);
+                let target = target.unwrap_or_else(|| self.targets.first()).clone();
+                OUTCOME
+                    .scope(slot.clone(), TARGET.scope(target, routed))
+                    .await
+            }
+            Err(e) => {
+                // No such target: answered like any refused call (its outcome counted and audited).
+                let outcome = CallOutcome::Rejected { class: e.class() };
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+                if self.tool_router.has_route(&tool) {
+                    self.metrics
+                        .tool_calls
+                        .with_label_values(&[tool.as_str(), outcome.label()])
+                        .inc();
+                }
+                Ok(
+                    CallToolResult::error(vec![ContentBlock::text(format!("{}: {e}", e.class()))])
+                        .into(),
+                )
+            }
+        };
         let reported = *slot.lock().unwrap_or_else(|p| p.into_inner());
         let outcome = reported.unwrap_or_else(|| {
             let outcome = outcome_without_call(&response);
@@ -225,6 +298,7 @@ impl NexusServer {
         });
         self.audit.record(&audit_record(
             meta,
+            target_label,
             tool,
             database,
             collection,
@@ -255,6 +329,7 @@ pub(super) fn request_meta(context: &RequestContext<RoleServer>) -> RequestMeta 
 #[allow(clippy::too_many_arguments)]
 fn audit_record(
     meta: RequestMeta,
+    target: Option<String>,
     tool: String,
     database: Option<String>,
     collection: Option<String>,
@@ -285,6 +360,7 @@ fn audit_record(
         timestamp: crate::health::now_rfc3339(),
         request_id: meta.id,
         caller: meta.caller,
+        target,
         tool,
         database,
         collection,
@@ -395,6 +471,7 @@ mod tests {
             };
             let record = audit_record(
                 meta,
+                None,
                 "find".into(),
                 None,
                 None,

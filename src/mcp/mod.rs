@@ -5,6 +5,7 @@
 
 pub mod args;
 mod confirm;
+mod connections;
 mod dispatch;
 pub mod ejson;
 pub mod guard;
@@ -17,13 +18,14 @@ mod resources;
 pub mod scopes;
 pub mod server;
 pub mod stdio;
+pub mod targets;
 pub mod tools;
 
 pub use server::NexusServer;
 
 /// Creates every `nexus_mcp_*` series (each method, each tool × outcome) before `/metrics` first answers, so a
 /// scrape during startup already sees them. [`NexusServer::new`] does the same; creating twice is harmless.
-pub fn precreate_metrics(metrics: &metrics::McpMetrics, read_only: bool) {
-    let tools = registry::router(read_only).list_all();
+pub fn precreate_metrics(metrics: &metrics::McpMetrics, read_only: bool, named: Option<&[String]>) {
+    let tools = registry::router(read_only, named).list_all();
     requests::precreate(metrics, tools.iter().map(|t| t.name.as_ref()));
 }

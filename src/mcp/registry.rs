@@ -64,15 +64,40 @@ fn all() -> [(Effect, ToolRoute<NexusServer>); 20] {
     ]
 }
 
-/// The router: the read tools, and the writing ones unless `mcp.read_only`.
-pub fn router(read_only: bool) -> ToolRouter<NexusServer> {
+/// The router: the read tools, and the writing ones unless `read_only` (every target read-only). With named
+/// targets (`named`: their names), every tool takes `connectionId` and `list-connections` lists them.
+pub fn router(read_only: bool, named: Option<&[String]>) -> ToolRouter<NexusServer> {
     let mut router = ToolRouter::new();
-    for (effect, route) in all() {
+    for (effect, mut route) in all() {
         if effect == Effect::Read || !read_only {
+            if let Some(names) = named {
+                route.attr = with_connection_id(route.attr, names);
+            }
             router.add_route(route);
         }
     }
+    if named.is_some() {
+        router.add_route(super::connections::route());
+    }
     router
+}
+
+/// `tool` with the `connectionId` property: one of `names`.
+fn with_connection_id(mut tool: model::Tool, names: &[String]) -> model::Tool {
+    let mut schema = tool.input_schema.as_ref().clone();
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        properties.insert(
+            super::targets::CONNECTION_ID.into(),
+            serde_json::json!({
+                "description": "Which database (see list-connections); may be omitted only when one is named \
+                                `default`.",
+                "type": "string",
+                "enum": names,
+            }),
+        );
+    }
+    tool.input_schema = Arc::new(schema);
+    tool
 }
 
 fn route<T: Tool>() -> (Effect, ToolRoute<NexusServer>) {
@@ -117,8 +142,14 @@ async fn run<T: Tool>(
     let args: T::Args = parse_json_object(call.arguments.unwrap_or_default())?;
     let server = call.service;
     let rc = call.request_context;
-    let binding = (T::EFFECT == Effect::Destructive)
-        .then(|| confirm::binding(&request_meta(&rc).caller, T::NAME, &args));
+    // Bound to the target too: a confirmation given for one database never authorizes the same call on another.
+    let binding = (T::EFFECT == Effect::Destructive).then(|| {
+        let caller = match super::dispatch::target_name() {
+            Some(target) => format!("{}@{target}", request_meta(&rc).caller),
+            None => request_meta(&rc).caller,
+        };
+        confirm::binding(&caller, T::NAME, &args)
+    });
     let confirmer = ClientConfirm {
         rc: &rc,
         codec: &server.codec,
@@ -127,7 +158,7 @@ async fn run<T: Tool>(
         responses: call.input_responses,
     };
     server
-        .call(T::NAME, binding, |ctx| async move {
+        .call(T::NAME, T::EFFECT, binding, |ctx| async move {
             T::run(&ctx, &confirmer, args).await
         })
         .await
@@ -184,7 +215,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/src/mcp/testdata/tools-list.json"
         );
-        let all = router(false).list_all();
+        let all = router(false, None).list_all();
         let text = serde_json::to_string_pretty(&all).unwrap() + "\n";
         if std::env::var_os("NEXUS_UPDATE_SNAPSHOTS").is_some() {
             std::fs::write(path, &text).unwrap();
@@ -195,7 +226,7 @@ mod tests {
             "tools/list changed; diff {path} against:\n{text}"
         );
 
-        let read_only = router(true).list_all();
+        let read_only = router(true, None).list_all();
         let names: Vec<&str> = read_only.iter().map(|t| t.name.as_ref()).collect();
         assert_eq!(
             names,

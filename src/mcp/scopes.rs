@@ -16,7 +16,8 @@ const ADMIN: [&str; 4] = [
     "drop-index",
     "delete-many",
 ];
-const READ: [&str; 11] = [
+const READ: [&str; 12] = [
+    "list-connections",
     "list-databases",
     "list-collections",
     "find",
@@ -49,7 +50,7 @@ mod tests {
 
     #[test]
     fn every_tool_has_a_class_and_only_read_only_tools_are_read() {
-        let all = crate::mcp::registry::router(false).list_all();
+        let all = crate::mcp::registry::router(false, Some(&["a".into(), "b".into()])).list_all();
         for tool in &all {
             let read_only = tool.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true);
             let class = tool_class(&tool.name);
