@@ -1,4 +1,5 @@
 //! Wires the components together and owns shutdown. The only module that knows every component.
+//! (Over 400 lines: startup and shutdown, in the order they happen, read top to bottom in one place.)
 //!
 //! Startup: bind HTTP (probes answer from the first moment) → bind the tunnel's local forward → build the MongoDB
 //! client and the MCP server → (stdio: serve MCP at once, tools answer "starting" until ready) → run the stages
@@ -21,14 +22,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::Audit;
-use crate::config::{Config, ConfigError, ReadinessPolicy, Transport};
+use crate::config::{Config, ConfigError};
 use crate::error::ErrorClass;
-use crate::health::{self, Health, Probe};
+use crate::health::{self, Health, Probe, ReadinessPolicy};
 use crate::http::edge::Edge;
 use crate::http::rate::RateLimiter;
 use crate::http::sessions::{CappedSessions, SessionLimits};
 use crate::http::tokens::Tokens;
-use crate::http::{self, HttpState, InFlight, McpSlot};
+use crate::http::{self, HttpState, InFlight, McpSlot, Transport};
 use crate::mcp::NexusServer;
 use crate::mcp::guard::Guard;
 use crate::mcp::server::ResourceSource;

@@ -6,6 +6,7 @@
 //! **Architecture invariant:** no SSH and no MCP types here. The tunnel is only addresses to connect to.
 
 pub mod collect;
+mod config;
 pub mod topology;
 pub mod uri;
 
@@ -18,10 +19,10 @@ use mongodb::options::{
     ClientOptions, ReadPreference, SelectionCriteria, ServerAddress, Socks5Proxy,
 };
 
-use crate::config::MongoConfig;
 use crate::error::ErrorClass;
 use crate::metrics::MongoMetrics;
 use crate::secret::Secret;
+pub use config::MongoConfig;
 use topology::Topology;
 
 /// How long a health ping waits for a server when the driver's view has none the tools can use.
