@@ -3,7 +3,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mongodb::bson::{DateTime, doc, oid::ObjectId};
-use nexus_mcp::config::McpConfig;
+use nexus_mcp::config;
+use nexus_mcp::mcp::McpConfig;
 use nexus_mcp::mcp::ejson;
 use nexus_mcp::mcp::guard::Guard;
 use nexus_mcp::mcp::namespace::Namespace;
@@ -15,7 +16,7 @@ fn guard() -> Guard {
     Guard::new(&McpConfig {
         allowed_databases: vec!["shop*".into()],
         denied_databases: vec!["secret*".into()],
-        ..McpConfig::shipped_defaults()
+        ..config::mcp_defaults()
     })
 }
 

@@ -3,12 +3,20 @@
 //! its *shape*: keys and operators kept, every value replaced by `"?"`), never secrets.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::AuditTarget;
+/// Where audit lines go (`server.audit_log`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditTarget {
+    Off,
+    Stderr,
+    File(PathBuf),
+}
 
 /// Who sent a request and its id; set by the HTTP edge (or for stdio), read by the audit log and logs.
 #[derive(Clone, Debug, PartialEq, Eq)]

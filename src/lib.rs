@@ -7,7 +7,10 @@
 //! ```
 //!
 //! # Layout
-//! - [`config`]: layered sources → validated [`config::Config`] with one sub-config per component.
+//! - [`config`]: the loader, above the components: layered sources → raw → validated [`config::Config`], which
+//!   holds each component's own config type (`tunnel::TunnelConfig`, `mongo::MongoConfig`, `mcp::McpConfig`,
+//!   `http::ServerConfig`, …; each lives beside its component, which never imports the loader).
+//! - [`logging`]: the `[log]` settings and the tracing subscriber `main` installs.
 //! - [`access`]: tool classes and what a caller's credentials grant.
 //! - [`app`]: wires the components; owns shutdown. The only place that knows them all.
 //! - [`supervisor`]: staged startup and the background dependency checks.
@@ -40,6 +43,7 @@ pub mod files;
 pub mod health;
 pub mod http;
 pub mod jsonrpc;
+pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod mongo;

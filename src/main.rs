@@ -3,14 +3,15 @@
 //! Exit codes: 0 success; 1 `health` probe not 200; 64 configuration error (names the key); 69 `server.listen`
 //! in use by another process; 70 unexpected error; `check`: 11 tunnel stage failed, 12 mongodb stage failed, 13 mcp stage failed.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use nexus_mcp::config::{self, Config, ConfigError, LogFormat, Sources, Transport};
+use nexus_mcp::config::{self, Config, ConfigError, Sources};
 use nexus_mcp::health::Stage;
+use nexus_mcp::http::Transport;
+use nexus_mcp::logging::{self, LogConfig};
 use nexus_mcp::metrics::Metrics;
 use nexus_mcp::{app, probe, supervisor};
 
@@ -95,7 +96,7 @@ fn main() -> ExitCode {
             let Some(config) = load(sources) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
-            init_logging(&config.log);
+            logging::init(&config.log);
             if config.server.insecure_no_auth && !config.server.listen.ip().is_loopback() {
                 tracing::warn!(
                     listen = %config.server.listen,
@@ -123,7 +124,7 @@ fn main() -> ExitCode {
             let Some(config) = load(Sources::from_process(args.config, None, None)) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
-            init_logging(&config::LogConfig {
+            logging::init(&LogConfig {
                 level: "warn".into(),
                 ..config.log.clone()
             });
@@ -153,44 +154,6 @@ fn load(sources: Sources) -> Option<Config> {
             None
         }
     }
-}
-
-fn init_logging(log: &config::LogConfig) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(quiet_deps(&log.level)));
-    let json = match log.format {
-        LogFormat::Json => true,
-        LogFormat::Pretty => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(true)
-        .with_ansi(!json && std::io::stderr().is_terminal());
-    if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
-    } else {
-        builder.init();
-    }
-}
-
-/// Dependencies log at `warn` unless the level names them: rmcp's INFO lines carry debug dumps of every request
-/// and session (fast_socks5: two per driver connection), which drown our own lines (`log.level = "info,rmcp=info"` brings them back).
-fn quiet_deps(level: &str) -> String {
-    const QUIET: [&str; 3] = ["rmcp", "mongodb", "fast_socks5"];
-    let mut filter = level.to_string();
-    for dep in QUIET {
-        if !level.contains(dep) {
-            filter.push_str(&format!(",{dep}=warn"));
-        }
-    }
-    filter
 }
 
 async fn serve(config: Config) -> ExitCode {

@@ -9,9 +9,10 @@
 //! --test fuzz_inputs`.
 
 use nexus_mcp::audit::shape;
-use nexus_mcp::config::{self, McpConfig, Sources};
+use nexus_mcp::config::{self, Sources};
 use nexus_mcp::http::envelope::Envelope;
 use nexus_mcp::http::tokens::Tokens;
+use nexus_mcp::mcp::McpConfig;
 use nexus_mcp::mcp::ejson;
 use nexus_mcp::mcp::guard::Guard;
 use nexus_mcp::mcp::namespace::{DatabaseName, Namespace};
@@ -85,7 +86,7 @@ fn guard(read_only: bool) -> Guard {
     Guard::new(&McpConfig {
         read_only,
         denied_databases: vec!["secret*".into()],
-        ..McpConfig::shipped_defaults()
+        ..config::mcp_defaults()
     })
 }
 

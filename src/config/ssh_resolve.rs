@@ -8,8 +8,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::raw::RawSsh;
+mod report;
+
 use super::ssh_config::{HostSettings, Origin, SshConfigFile};
-use super::{ConfigError, HostKeyPolicy, RawSsh, SEED_ENV, Sources, SshEndpoint};
+use super::validate::{key, parse_endpoint, required};
+use super::{ConfigError, SEED_ENV, Sources};
+use crate::tunnel::{HostKeyPolicy, SshEndpoint};
+use report::Report;
 
 /// One resolved SSH setting as `check` prints it: never a secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -20,7 +26,8 @@ pub struct SshSetting {
     pub origin: String,
 }
 
-/// Which `ssh.*` keys the user set, and where: the layers above the built-in defaults.
+/// Which keys the user set, and where: the layers above the built-in defaults. Keys are dotted paths
+/// (`ssh.host`), so any section's can be asked about.
 #[derive(Debug, Default)]
 pub(super) struct Explicit {
     file: Option<(PathBuf, Vec<String>)>,
@@ -39,7 +46,7 @@ impl Explicit {
                 let layer = config::File::from_str(&text, config::FileFormat::Toml);
                 Some((
                     path.clone(),
-                    ssh_keys(config::Config::builder().add_source(layer))?,
+                    set_keys(config::Config::builder().add_source(layer))?,
                 ))
             }
             None => None,
@@ -54,7 +61,7 @@ impl Explicit {
         }
         Ok(Self {
             file,
-            env: ssh_keys(env)?,
+            env: set_keys(env)?,
             home: sources
                 .env
                 .get("HOME")
@@ -63,26 +70,43 @@ impl Explicit {
         })
     }
 
-    /// Where the user set `ssh.<key>`, if they did (the environment is the later layer).
-    fn origin(&self, key: &str) -> Option<String> {
-        if self.env.iter().any(|k| k == key) {
+    /// Where the user set `<section>.<name>`, if they did (the environment is the later layer).
+    fn origin(&self, section: &str, name: &str) -> Option<String> {
+        let wanted = key(section, name);
+        if self.env.contains(&wanted) {
             return Some("environment".into());
         }
         self.file
             .as_ref()
-            .filter(|(_, keys)| keys.iter().any(|k| k == key))
+            .filter(|(_, keys)| keys.contains(&wanted))
             .map(|(path, _)| format!("--config {}", path.display()))
     }
 }
 
-fn ssh_keys(
+/// Every key a layer sets, as a dotted path (tables are walked; arrays and values are leaves).
+fn set_keys(
     builder: config::ConfigBuilder<config::builder::DefaultState>,
 ) -> Result<Vec<String>, ConfigError> {
+    fn walk(prefix: &str, table: config::Map<String, config::Value>, out: &mut Vec<String>) {
+        for (name, value) in table {
+            let path = match prefix {
+                "" => name,
+                _ => key(prefix, &name),
+            };
+            match value.into_table() {
+                Ok(inner) => walk(&path, inner, out),
+                Err(_) => out.push(path),
+            }
+        }
+    }
     let built = builder.build().map_err(super::from_config_error)?;
-    Ok(built
-        .get_table("ssh")
-        .map(|t| t.into_keys().collect())
-        .unwrap_or_default())
+    let mut out = Vec::new();
+    walk(
+        "",
+        built.try_deserialize().map_err(super::from_config_error)?,
+        &mut out,
+    );
+    Ok(out)
 }
 
 /// What the ssh_config adds to the `[ssh]` section, beside the values it rewrites in place.
@@ -96,24 +120,30 @@ pub(super) struct FromFile {
     pub settings: Vec<SshSetting>,
 }
 
-/// Resolves `ssh` through the ssh_config file: rewrites host, user, port, known_hosts, host_key_policy and the
-/// timers in place, and returns the keys, certificates, jump hosts and the report.
+/// Resolves an `[ssh]` section (`section`: its path, e.g. `"ssh"`) through the ssh_config file: rewrites host,
+/// user, port, known_hosts, host_key_policy and the timers in place, and returns the keys, certificates, jump
+/// hosts and the report.
 ///
 /// # Errors
 /// [`ConfigError`] naming the key, or the file, line and directive.
-pub(super) fn resolve(ssh: &mut RawSsh, explicit: &Explicit) -> Result<FromFile, ConfigError> {
-    let file = config_file(ssh, explicit)?;
+pub(super) fn resolve(
+    section: &str,
+    ssh: &mut RawSsh,
+    explicit: &Explicit,
+) -> Result<FromFile, ConfigError> {
+    let file = config_file(section, ssh, explicit)?;
     let mut out = FromFile::default();
     let mut report = Report {
         explicit,
+        section,
         settings: Vec::new(),
     };
-    let alias = super::required("ssh.host", ssh.host.clone())?;
+    let alias = required(&key(section, "host"), ssh.host.clone())?;
     let s = match &file {
         Some(f) => f.settings(&alias)?,
         None => HostSettings::default(),
     };
-    let config_origin = match (&file, explicit.origin("config_file")) {
+    let config_origin = match (&file, explicit.origin(section, "config_file")) {
         (_, Some(origin)) => origin,
         (Some(_), None) => "default (exists)".into(),
         (None, None) => "default (none: no ~/.ssh/config)".into(),
@@ -148,11 +178,11 @@ pub(super) fn resolve(ssh: &mut RawSsh, explicit: &Explicit) -> Result<FromFile,
     ssh.port = report.pick("port", ssh.port, s.port.clone());
     if ssh.port == 0 {
         return Err(ConfigError::invalid(
-            "ssh.port",
+            key(section, "port"),
             "must be between 1 and 65535",
         ));
     }
-    let user = super::required("ssh.user", ssh.user.clone())?;
+    let user = required(&key(section, "user"), ssh.user.clone())?;
 
     // Credentials: nexus-mcp's own key (or certificate) replaces the file's list.
     out.private_keys = report.paths("private_key", ssh.private_key.clone(), &s.identity_files);
@@ -163,7 +193,7 @@ pub(super) fn resolve(ssh: &mut RawSsh, explicit: &Explicit) -> Result<FromFile,
     }
     report.push_plain("agent", ssh.agent.to_string());
 
-    let hops = match (explicit.origin("jump"), &s.proxy_jump) {
+    let hops = match (explicit.origin(section, "jump"), &s.proxy_jump) {
         (None, Some((hops, origin))) => {
             report.push("jump", hops.join(","), origin.to_string());
             hops.clone()
@@ -176,7 +206,7 @@ pub(super) fn resolve(ssh: &mut RawSsh, explicit: &Explicit) -> Result<FromFile,
     out.jumps = hops
         .iter()
         .enumerate()
-        .map(|(i, hop)| jump(i, hop, &user, file.as_ref()))
+        .map(|(i, hop)| jump(&format!("{section}.jump[{i}]"), hop, &user, file.as_ref()))
         .collect::<Result<_, _>>()?;
 
     let known_hosts = s.known_hosts.as_ref().map(|(files, origin)| {
@@ -190,7 +220,7 @@ pub(super) fn resolve(ssh: &mut RawSsh, explicit: &Explicit) -> Result<FromFile,
             note,
         )
     });
-    match (explicit.origin("known_hosts"), known_hosts) {
+    match (explicit.origin(section, "known_hosts"), known_hosts) {
         (None, Some((path, origin, note))) => {
             report.push(
                 "known_hosts",
@@ -234,7 +264,11 @@ pub(super) fn resolve(ssh: &mut RawSsh, explicit: &Explicit) -> Result<FromFile,
 }
 
 /// `ssh.config_file`: unset → `~/.ssh/config` when it exists; `"none"` → no file.
-fn config_file(ssh: &RawSsh, explicit: &Explicit) -> Result<Option<SshConfigFile>, ConfigError> {
+fn config_file(
+    section: &str,
+    ssh: &RawSsh,
+    explicit: &Explicit,
+) -> Result<Option<SshConfigFile>, ConfigError> {
     let home = explicit.home.as_deref();
     let path = match ssh.config_file.as_deref() {
         Some("none") => return Ok(None),
@@ -246,7 +280,7 @@ fn config_file(ssh: &RawSsh, explicit: &Explicit) -> Result<Option<SshConfigFile
     };
     if !path.is_file() {
         return Err(ConfigError::invalid(
-            "ssh.config_file",
+            key(section, "config_file"),
             format!(
                 "{}: no such file (set \"none\" to use no ssh_config)",
                 path.display()
@@ -263,29 +297,27 @@ fn expand(path: &str, home: Option<&Path>) -> PathBuf {
     }
 }
 
-/// One ProxyJump hop (`[user@]host[:port]`): what it does not say comes from the file's block for its host, then
-/// the bastion's user and port 22.
+/// One ProxyJump hop (`[user@]host[:port]`, named `key` in errors, e.g. `ssh.jump[0]`): what it does not say comes
+/// from the file's block for its host, then the bastion's user and port 22.
 fn jump(
-    i: usize,
+    key: &str,
     hop: &str,
     bastion_user: &str,
     file: Option<&SshConfigFile>,
 ) -> Result<SshEndpoint, ConfigError> {
-    let key = format!("ssh.jump[{i}]");
     let hop = hop.strip_prefix("ssh://").unwrap_or(hop);
     let given_user = hop.rsplit_once('@').map(|(u, _)| u.to_string());
     let given_port = hop.rsplit_once('@').map_or(hop, |(_, h)| h);
     let has_port = given_port.starts_with('[') && given_port.contains("]:")
         || !given_port.starts_with('[') && given_port.contains(':');
-    let parsed =
-        super::parse_endpoint(hop, bastion_user).map_err(|r| ConfigError::invalid(&key, r))?;
+    let parsed = parse_endpoint(hop, bastion_user).map_err(|r| ConfigError::invalid(key, r))?;
     let Some(file) = file else {
         return Ok(parsed);
     };
     let s = file.settings(&parsed.host)?;
     if let Some((hops, origin)) = s.proxy_jump.as_ref().filter(|(h, _)| !h.is_empty()) {
         return Err(ConfigError::invalid(
-            &key,
+            key,
             format!(
                 "{origin}: jump host {:?} has its own ProxyJump ({}): nexus-mcp does not nest them; list the \
                  whole chain in one ProxyJump (or ssh.jump)",
@@ -322,7 +354,7 @@ fn host_key_policy(
         HostKeyPolicy::AcceptNew => 1,
         HostKeyPolicy::InsecureAcceptAny => 0,
     };
-    if let Some(origin) = report.explicit.origin("host_key_policy") {
+    if let Some(origin) = report.origin("host_key_policy") {
         report.push("host_key_policy", name(current).into(), origin);
         return current;
     }
@@ -354,112 +386,4 @@ fn host_key_policy(
 /// OpenSSH's 0 means "off" (ServerAliveInterval) or "the system's" (ConnectTimeout): nexus-mcp keeps its own.
 fn nonzero(v: &Option<(Duration, Origin)>) -> Option<(Duration, Origin)> {
     v.clone().filter(|(d, _)| !d.is_zero())
-}
-
-/// How a value reads in the report.
-trait Show {
-    fn show(&self) -> String;
-}
-
-impl Show for String {
-    fn show(&self) -> String {
-        self.clone()
-    }
-}
-
-impl Show for u16 {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for usize {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Show for Duration {
-    fn show(&self) -> String {
-        humantime::format_duration(*self).to_string()
-    }
-}
-
-/// The settings report being built.
-struct Report<'a> {
-    explicit: &'a Explicit,
-    settings: Vec<SshSetting>,
-}
-
-impl Report<'_> {
-    fn push(&mut self, key: &'static str, value: String, origin: String) {
-        self.settings.push(SshSetting { key, value, origin });
-    }
-
-    /// A setting the file cannot give: the user's, or the default.
-    fn push_plain(&mut self, key: &'static str, value: String) {
-        let origin = self
-            .explicit
-            .origin(key)
-            .unwrap_or_else(|| "default".into());
-        self.push(key, value, origin);
-    }
-
-    /// The user's value if they set one, else the file's, else the default.
-    fn pick<T: Show>(&mut self, key: &'static str, current: T, file: Option<(T, Origin)>) -> T {
-        let (value, origin) = match (self.explicit.origin(key), file) {
-            (Some(origin), _) => (current, origin),
-            (None, Some((value, origin))) => (value, origin.to_string()),
-            (None, None) => (current, "default".into()),
-        };
-        self.push(key, value.show(), origin);
-        value
-    }
-
-    /// [`Report::pick`] for a setting without a default.
-    fn pick_opt(
-        &mut self,
-        key: &'static str,
-        current: Option<String>,
-        file: Option<(String, Origin)>,
-    ) -> Option<String> {
-        match (self.explicit.origin(key), current, file) {
-            (Some(origin), Some(v), _) => {
-                self.push(key, v.clone(), origin);
-                Some(v)
-            }
-            (_, _, Some((v, origin))) => {
-                self.push(key, v.clone(), origin.to_string());
-                Some(v)
-            }
-            (_, current, None) => current,
-        }
-    }
-
-    /// Key or certificate files: the user's one, else the file's that exist (OpenSSH skips missing ones).
-    fn paths(
-        &mut self,
-        key: &'static str,
-        mine: Option<PathBuf>,
-        file: &[(PathBuf, Origin)],
-    ) -> Vec<PathBuf> {
-        if let (Some(path), Some(origin)) = (mine.clone(), self.explicit.origin(key)) {
-            self.push(key, super::expand_home(&path).display().to_string(), origin);
-            return vec![super::expand_home(&path)];
-        }
-        let mut out = Vec::new();
-        for (path, origin) in file {
-            if path.is_file() {
-                self.push(key, path.display().to_string(), origin.to_string());
-                out.push(path.clone());
-            } else {
-                self.push(
-                    key,
-                    format!("{} (missing: skipped)", path.display()),
-                    origin.to_string(),
-                );
-            }
-        }
-        out
-    }
 }

@@ -2,6 +2,8 @@
 //! rebinding), bearer-token authentication, per-caller rate limiting, the body limit and the body-read deadline, a
 //! global in-flight cap, the legacy session caps and the request timeout. Every refusal is counted in `nexus_http_rejected_total{reason}`
 //! and answered with a JSON body that says why.
+//!
+//! (Over 400 lines: the admission checks run in one order, read top to bottom here; about 90 lines are tests.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::ServerConfig;
 use super::body;
 use super::envelope::Envelope;
 use super::oauth::{TokenError, Verifier};
@@ -24,6 +27,7 @@ use super::tokens::Tokens;
 use crate::access::{Grants, ToolClass};
 use crate::audit::RequestMeta;
 use crate::deadline::Deadline;
+use crate::http::metrics::HttpMetrics;
 
 /// A refused oversized body is read (and discarded) up to this multiple of `server.body_limit`, so the 413 reaches
 /// a client that writes its whole body before reading; larger bodies get the 413 and a closed connection at once.
@@ -222,6 +226,36 @@ pub async fn guard_metrics(
 }
 
 impl Edge {
+    /// The edge `server` asks for: its allow lists, limits and OAuth verifier; the tokens and session places are
+    /// shared with the rest of the server, `tool_class` comes from the MCP layer.
+    pub fn new(
+        server: &ServerConfig,
+        tokens: Arc<Tokens>,
+        sessions: Arc<SessionLimits>,
+        metrics: &HttpMetrics,
+        tool_class: fn(&str) -> Option<ToolClass>,
+    ) -> Self {
+        Self {
+            tokens,
+            allowed_hosts: server.allowed_hosts.clone(),
+            allowed_origins: server.allowed_origins.clone(),
+            rate: RateLimiter::new(server.rate_limit, server.rate_burst),
+            slots: Arc::new(Semaphore::new(server.max_in_flight)),
+            body_limit: server.body_limit.as_u64(),
+            body_timeout: server.body_read_timeout,
+            timeout: server.request_timeout,
+            sessions,
+            session_idle_timeout: server.session_idle_timeout,
+            metrics_require_auth: server.metrics_require_auth,
+            rejected: metrics.rejected.clone(),
+            oauth: server
+                .oauth
+                .clone()
+                .map(|o| Arc::new(Verifier::new(o, metrics.jwks_fetches.clone()))),
+            tool_class,
+        }
+    }
+
     /// Host, Origin, authentication, rate and body checks; returns the request with its body read, the caller and
     /// the message's envelope.
     async fn admit(

@@ -11,6 +11,7 @@
 //! accepts the connections (the cap, its probes' reserve, the request-head deadline).
 
 pub mod body;
+mod config;
 pub mod conn;
 pub mod edge;
 pub mod envelope;
@@ -19,6 +20,8 @@ pub mod oauth;
 pub mod rate;
 pub mod sessions;
 pub mod tokens;
+
+pub use config::{ServerConfig, Transport};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -15,8 +15,8 @@
 
 use mongodb::bson::{Bson, Document};
 
+use super::config::McpConfig;
 use super::namespace::{Case, DatabaseName, NameError, Namespace, glob, same_database};
-use crate::config::McpConfig;
 use crate::error::ErrorClass;
 
 /// Databases that hold server internals; denied unless `mcp.allowed_databases` names them literally.

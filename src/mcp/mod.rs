@@ -4,6 +4,7 @@
 //! and MongoDB through `mongo`.
 
 pub mod args;
+mod config;
 mod confirm;
 mod connections;
 mod dispatch;
@@ -21,6 +22,7 @@ pub mod stdio;
 pub mod targets;
 pub mod tools;
 
+pub use config::McpConfig;
 pub use server::NexusServer;
 
 /// Creates every `nexus_mcp_*` series (each method, each tool × outcome) before `/metrics` first answers, so a

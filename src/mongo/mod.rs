@@ -6,6 +6,7 @@
 //! **Architecture invariant:** no SSH and no MCP types here. The tunnel is only addresses to connect to.
 
 pub mod collect;
+mod config;
 pub mod metrics;
 pub mod topology;
 pub mod uri;
@@ -19,9 +20,9 @@ use mongodb::options::{
     ClientOptions, ReadPreference, SelectionCriteria, ServerAddress, Socks5Proxy,
 };
 
-use crate::config::MongoConfig;
 use crate::error::ErrorClass;
 use crate::secret::Secret;
+pub use config::MongoConfig;
 use metrics::MongoMetrics;
 use topology::Topology;
 

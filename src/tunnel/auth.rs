@@ -15,9 +15,9 @@ use russh::keys::ssh_key::public::KeyData;
 use russh::keys::{Certificate, PrivateKey, PrivateKeyWithHashAlg, PublicKey, decode_secret_key};
 
 use super::certs;
+use super::config::{SshAuth, SshEndpoint};
 use super::error::TunnelError;
 use super::session::{Client, describe};
-use crate::config::{SshAuth, SshEndpoint};
 
 /// What was tried, and why usable-looking credentials were not offered: the text of the final error.
 #[derive(Default)]

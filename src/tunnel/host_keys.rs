@@ -7,9 +7,9 @@ use std::path::Path;
 use russh::keys::{Certificate, HashAlg, PublicKey, PublicKeyOrCertificate};
 
 use super::certs::{self, HostCertProblem};
+use super::config::{HostKeyPolicy, SshEndpoint};
 use super::error::TunnelError;
 use super::known_hosts;
-use crate::config::{HostKeyPolicy, SshEndpoint};
 
 /// The outcome of checking one offered host key.
 #[derive(Debug)]

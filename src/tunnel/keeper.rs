@@ -13,8 +13,8 @@ use russh::ChannelMsg;
 use russh::client::Handle;
 use tokio::task::JoinHandle;
 
+use super::config::SshEndpoint;
 use super::session::Client;
-use crate::config::SshEndpoint;
 
 /// How long the bastion gets to answer the PTY request.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);

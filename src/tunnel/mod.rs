@@ -8,13 +8,14 @@
 //! [`Tunnel::socks`], a [`TunnelState`] watch, [`Tunnel::probe`] (a session round trip for health checks) and
 //! [`Tunnel::dial`] (a channel to any host:port the bastion can reach).
 //!
-//! Layout: `session` (connect + host keys + loss signal), `host_keys` (known_hosts policy), `certs` (host and user
+//! Layout: `config` (the validated [`TunnelConfig`], built by the loader), `session` (connect + host keys + loss signal), `host_keys` (known_hosts policy), `certs` (host and user
 //! certificate checks), `auth` (agent, key, certificate, password), `reconnect` (the loop that owns the state),
 //! `listen` (the accept loop both routes share and the metered copy), `forward` and `socks` (what each route does
 //! with a connection), `state`, `error`.
 
 mod auth;
 mod certs;
+mod config;
 mod error;
 mod forward;
 mod host_keys;
@@ -36,10 +37,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use config::{HostKeyPolicy, SshAuth, SshEndpoint, TunnelConfig, TunnelMode};
 pub use error::TunnelError;
 pub use state::TunnelState;
 
-use crate::config::TunnelConfig;
 use crate::secret::Secret;
 use metrics::{Refusal, Route, TunnelMetrics};
 use session::Session;

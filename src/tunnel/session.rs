@@ -10,10 +10,10 @@ use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PublicKeyOrCertificate};
 use std::borrow::Cow;
 use tokio_util::sync::CancellationToken;
 
+use super::config::{HostKeyPolicy, SshEndpoint, TunnelConfig};
 use super::error::TunnelError;
 use super::host_keys::{self, Verdict};
 use super::{auth, keeper};
-use crate::config::{HostKeyPolicy, SshEndpoint, TunnelConfig};
 
 /// An established session. Dropping it closes every hop.
 pub(super) struct Session {
