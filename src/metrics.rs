@@ -449,6 +449,8 @@ pub struct HttpMetrics {
     pub sessions: IntGauge,
     /// `nexus_oauth_jwks_fetches_total{outcome}`: fetches of the OAuth issuer's keys (`ok`, `failed`).
     pub jwks_fetches: IntCounterVec,
+    /// `nexus_sessions_relayed_total{outcome}`: legacy sessions' answers relayed to the replica that asked.
+    pub relayed: IntCounterVec,
 }
 
 /// Why the edge refuses a request (or a connection).
@@ -498,9 +500,21 @@ impl HttpMetrics {
         for outcome in ["ok", "failed"] {
             jwks_fetches.with_label_values(&[outcome]);
         }
+        let relayed = counter_vec(
+            r,
+            "sessions_relayed_total",
+            "Legacy sessions' answers to a question another replica asked (shared store only): outcome=sent (to \
+             that replica), unheard (it is gone or not subscribed), failed (the store did not answer), too_large; \
+             on the replica that asked: delivered, gone (the session is no longer here), invalid.",
+            &["outcome"],
+        );
+        for outcome in crate::http::relay::OUTCOMES {
+            relayed.with_label_values(&[outcome]);
+        }
         Self {
             rejected,
             jwks_fetches,
+            relayed,
             connections: gauge(
                 r,
                 "http_connections",
@@ -547,6 +561,7 @@ mod tests {
             "nexus_http_rejected_total",
             "nexus_http_connections",
             "nexus_http_sessions",
+            "nexus_sessions_relayed_total",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

@@ -16,6 +16,7 @@ pub mod edge;
 pub mod envelope;
 pub mod oauth;
 pub mod rate;
+pub mod relay;
 pub mod sessions;
 pub mod tokens;
 
