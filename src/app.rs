@@ -25,6 +25,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::ErrorClass;
 use crate::health::{self, Health, Probe, ReadinessPolicy};
 use crate::http::edge::Edge;
+use crate::http::relay::{self, Relay};
 use crate::http::sessions::{CappedSessions, SessionLimits};
 use crate::http::tokens::Tokens;
 use crate::http::{self, HttpState, InFlight, McpSlot, Transport};
@@ -35,6 +36,7 @@ use crate::mcp::targets::{DEFAULT, Target, Targets};
 use crate::mcp::tools::ToolContext;
 use crate::metrics::Metrics;
 use crate::store::peers::RedisPeers;
+use crate::store::relay::RedisRelay;
 use crate::store::sessions::RedisSessions;
 use crate::store::{self, Redis};
 use crate::supervisor::{StartupError, Supervisor};
@@ -263,10 +265,37 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     // startup, and a tool call gets "starting (stage …)" with the reason when a stage is failing — never a hang or
     // an opaque 503.
     if !stdio {
+        // With the shared store, a legacy session's answers to this replica's questions may be posted to another
+        // replica, which relays them here (`http::relay`).
+        let relay = redis.clone().map(|r| {
+            let tag = relay::new_tag();
+            tracing::info!(replica = %tag, "legacy sessions: answers relayed between replicas");
+            Arc::new(Relay::new(
+                tag,
+                RedisRelay::new(r),
+                metrics.http.relayed.clone(),
+            ))
+        });
+        let capped = Arc::new(CappedSessions::new(
+            sessions.clone(),
+            config.server.session_idle_timeout,
+            session_store.clone(),
+            relay.clone(),
+        ));
+        if let Some(relay) = relay {
+            let (capped, stop, store) = (capped.clone(), stop.clone(), relay.store().clone());
+            tasks.spawn(async move {
+                let deliver = |bytes: Vec<u8>| {
+                    let capped = capped.clone();
+                    async move { capped.deliver(&bytes).await }
+                };
+                store.listen(relay.tag(), deliver, stop).await;
+            });
+        }
         mcp_slot.install(mcp_router(
             &config,
             server.clone(),
-            sessions.clone(),
+            capped,
             session_store.clone(),
             http_stop.child_token(),
         ));
@@ -399,7 +428,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
 fn mcp_router(
     config: &Config,
     server: NexusServer,
-    sessions: Arc<SessionLimits>,
+    sessions: Arc<CappedSessions>,
     store: Option<Arc<RedisSessions>>,
     cancel: CancellationToken,
 ) -> axum::Router {
@@ -418,16 +447,8 @@ fn mcp_router(
         rmcp_config = rmcp_config.with_allowed_origins(config.server.allowed_origins.clone());
     }
     // A shared store lets any replica serve a legacy session: rmcp replays its `initialize` from the store.
-    rmcp_config.session_store = store.clone().map(|s| s as Arc<dyn SessionStore>);
-    let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(CappedSessions::new(
-            sessions,
-            config.server.session_idle_timeout,
-            store,
-        )),
-        rmcp_config,
-    );
+    rmcp_config.session_store = store.map(|s| s as Arc<dyn SessionStore>);
+    let service = StreamableHttpService::new(move || Ok(server.clone()), sessions, rmcp_config);
     axum::Router::new().nest_service("/mcp", service)
 }
 

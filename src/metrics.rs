@@ -314,6 +314,7 @@ mod tests {
             "nexus_http_rejected_total",
             "nexus_http_connections",
             "nexus_http_sessions",
+            "nexus_sessions_relayed_total",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

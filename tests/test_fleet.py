@@ -5,6 +5,8 @@ redis-server as the shared store, one sshd bastion and nx-27017 (issue 16).
   "degraded" and a tool call through the balancer gets nexus-mcp's explained error, not a balancer 503.
 - One replica's broken path takes only that replica out of the pool (its peers report the tunnel healthy).
 - A legacy session works on every replica and across a restart of the replica that created it.
+- A legacy session's answer to a confirmation that lands on another replica is relayed to the replica that asked
+  (through Redis), also when two replicas ask in the same session at once.
 """
 
 import asyncio
@@ -12,10 +14,11 @@ import json
 import time
 
 import pytest
+from mcp import types
 
 from support import Stack, wait_until
-from support.fleet import HAProxy, Relay, RedisServer
-from support.mcpclient import acall, call_tool, session
+from support.fleet import HAProxy, Relay, RedisServer, Routes
+from support.mcpclient import acall, call_tool, elicitation, session
 from support.rawhttp import open_legacy_session, post, stateless_call
 
 WINDOW = 2.0  # health.unready_window in these tests
@@ -153,6 +156,103 @@ def test_a_stateless_confirmation_answered_on_another_replica_is_asked_again(fle
         assert c.scratch.fleet_confirm.count_documents({}) == 3, "nothing deleted on the other replica"
         status, _, text = post(replicas["n1"], body, headers)
         assert json.loads(text)["result"]["structuredContent"]["deletedCount"] == 3
+
+
+def relayed(n) -> dict[str, float]:
+    """`nexus_sessions_relayed_total` by outcome."""
+    return {k.split('outcome="')[1].rstrip('"}'): v for k, v in n.metrics().items()
+            if k.startswith("nexus_sessions_relayed_total{")}
+
+
+def deltas(before: dict, after: dict) -> dict:
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+
+
+def test_a_legacy_confirmation_answered_on_another_replica_runs_once_and_promptly(fleet):
+    """The session and its question live on n1; the client's answer is posted to n2, which relays it to n1 (rmcp
+    on n2 has no such question: without the relay n1 waits CONFIRM_TIMEOUT, 300 s)."""
+    stack, replicas, _, _, _ = fleet
+    n1, n2 = replicas["n1"], replicas["n2"]
+    routes = Routes(lambda m: n2.url if "method" not in m else None)
+    asked = elicitation("accept")
+    update = {"database": "scratch", "collection": "fleet_relay", "filter": {}, "update": {"$inc": {"n": 1}}}
+    with stack.mongo.client() as c:
+        c.scratch.fleet_relay.insert_many([{"k": i, "n": 0} for i in range(3)])
+        before = {name: relayed(n) for name, n in replicas.items()}
+
+        async def run():
+            async with session(n1.mcp_url, mode="legacy", elicit=asked, transport=routes) as client:
+                started = time.monotonic()
+                r = await asyncio.wait_for(acall(client, "update-many", update), 20)
+                return r, time.monotonic() - started
+
+        r, took = asyncio.run(run())
+        assert not r.is_error, r.text
+        assert asked.asked and "Update EVERY document in scratch.fleet_relay" in asked.asked[0]
+        assert [url for url, _ in routes.answers] == [n2.url.removeprefix("http://")], routes.answers
+        assert took < 10, f"the answer reached n1 through the relay, not after a timeout: {took:.1f}s"
+        assert r.structured["modifiedCount"] == 3
+        assert sorted(d["n"] for d in c.scratch.fleet_relay.find()) == [1, 1, 1], "updated exactly once"
+    after = {name: relayed(n) for name, n in replicas.items()}
+    assert {name: deltas(before[name], after[name]) for name in replicas} == {
+        "n1": {"delivered": 1}, "n2": {"sent": 1}, "n3": {}}
+
+
+def test_two_replicas_asking_in_one_session_get_their_own_answers_relayed(fleet):
+    """One session, two questions at once: an update asked by n1 (accepted) and a delete asked by n2 (declined),
+    both answered through n3. rmcp numbers each replica's questions from 0, so the answers are told apart only by
+    the replica's tag in the id: a mix-up would run the delete or decline the update."""
+    stack, replicas, _, _, _ = fleet
+    n1, n2, n3 = replicas["n1"], replicas["n2"], replicas["n3"]
+
+    def route(m):
+        if "method" not in m:
+            return n3.url
+        if m["method"] == "tools/call":
+            return {"update-many": n1.url, "delete-many": n2.url}[m["params"]["name"]]
+        return None
+
+    routes = Routes(route)
+    questions: list[str] = []
+    both = asyncio.Event()
+
+    async def answer(ctx, params):
+        # Answer only once both questions are pending (so both replicas wait at the same time).
+        questions.append(params.message)
+        if len(questions) == 2:
+            both.set()
+        await asyncio.wait_for(both.wait(), 20)
+        if params.message.startswith("Update"):
+            return types.ElicitResult(action="accept", content={"confirm": True})
+        return types.ElicitResult(action="decline")
+
+    update = {"database": "scratch", "collection": "fleet_cross_u", "filter": {}, "update": {"$inc": {"n": 1}}}
+    delete = {"database": "scratch", "collection": "fleet_cross_d", "filter": {}}
+    with stack.mongo.client() as c:
+        c.scratch.fleet_cross_u.insert_many([{"k": i, "n": 0} for i in range(2)])
+        c.scratch.fleet_cross_d.insert_many([{"k": i} for i in range(2)])
+        before = {name: relayed(n) for name, n in replicas.items()}
+
+        async def run():
+            async with session(n1.mcp_url, mode="legacy", elicit=answer, transport=routes) as client:
+                started = time.monotonic()
+                rs = await asyncio.wait_for(asyncio.gather(acall(client, "update-many", update),
+                                                           acall(client, "delete-many", delete)), 20)
+                return rs, time.monotonic() - started
+
+        (updated, deleted), took = asyncio.run(run())
+        assert not updated.is_error, updated.text
+        assert deleted.is_error and "declined" in deleted.text, deleted.text
+        assert sorted(questions) == ["Delete EVERY document in scratch.fleet_cross_d?",
+                                     "Update EVERY document in scratch.fleet_cross_u (2 documents, no filter)?"]
+        assert {url for url, _ in routes.answers} == {n3.url.removeprefix("http://")}, routes.answers
+        assert len({i for _, i in routes.answers}) == 2, f"two distinct question ids: {routes.answers}"
+        assert took < 10, f"both answers relayed promptly: {took:.1f}s"
+        assert sorted(d["n"] for d in c.scratch.fleet_cross_u.find()) == [1, 1], "updated exactly once"
+        assert c.scratch.fleet_cross_d.count_documents({}) == 2, "the declined delete wrote nothing"
+    after = {name: relayed(n) for name, n in replicas.items()}
+    assert {name: deltas(before[name], after[name]) for name in replicas} == {
+        "n1": {"delivered": 1}, "n2": {"delivered": 1}, "n3": {"sent": 2}}
 
 
 def test_with_redis_down_a_session_held_elsewhere_gets_a_clear_503_at_once(fleet):

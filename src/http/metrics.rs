@@ -15,6 +15,8 @@ pub struct HttpMetrics {
     pub sessions: IntGauge,
     /// `nexus_oauth_jwks_fetches_total{outcome}`: fetches of the OAuth issuer's keys (`ok`, `failed`).
     pub jwks_fetches: LabelledCounter<Fetch>,
+    /// `nexus_sessions_relayed_total{outcome}`: legacy sessions' answers relayed to the replica that asked.
+    pub relayed: LabelledCounter<RelayOutcome>,
 }
 
 label_set! {
@@ -58,6 +60,22 @@ label_set! {
 }
 
 label_set! {
+    /// What became of a legacy session's answer to a question another replica asked: `outcome` of
+    /// `nexus_sessions_relayed_total`. On the replica the answer was posted to: sent (to the asking replica's
+    /// channel), unheard (that replica is gone or not subscribed), failed (the store did not answer), too_large; on
+    /// the replica that asked: delivered (handed to the session), gone (the session is no longer here), invalid.
+    pub enum RelayOutcome {
+        Sent = "sent",
+        Unheard = "unheard",
+        Failed = "failed",
+        TooLarge = "too_large",
+        Delivered = "delivered",
+        Gone = "gone",
+        Invalid = "invalid",
+    }
+}
+
+label_set! {
     /// How a fetch of the OAuth issuer's keys ended: `outcome` of `nexus_oauth_jwks_fetches_total`.
     pub enum Fetch {
         Ok = "ok",
@@ -85,9 +103,18 @@ impl HttpMetrics {
             "Fetches of the OAuth issuer's signing keys (discovery included): outcome=ok or failed.",
             "outcome",
         );
+        let relayed = LabelledCounter::register(
+            r,
+            "sessions_relayed_total",
+            "Legacy sessions' answers to a question another replica asked (shared store only): outcome=sent (to \
+             that replica), unheard (it is gone or not subscribed), failed (the store did not answer), too_large; \
+             on the replica that asked: delivered, gone (the session is no longer here), invalid.",
+            "outcome",
+        );
         Self {
             rejected,
             jwks_fetches,
+            relayed,
             connections: gauge(
                 r,
                 "http_connections",

@@ -18,6 +18,7 @@ pub mod envelope;
 pub mod metrics;
 pub mod oauth;
 pub mod rate;
+pub mod relay;
 pub mod sessions;
 pub mod tokens;
 

@@ -13,7 +13,8 @@
 //! place for the request's caller, found in the same task-local [`Scope`] the edge opens for every request that
 //! names a session; over a cap, or with the store unavailable, the refusal is noted in the scope and the edge
 //! answers it clearly (fail closed). Each use of a session extends its store entry (at most every quarter of the
-//! idle timeout per replica), so an active session never expires from the store.
+//! idle timeout per replica), so an active session never expires from the store. With the store, the client's
+//! answers to questions another replica asked are relayed there (`http::relay`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ use rmcp::transport::streamable_http_server::session::local::{
 use rmcp::transport::streamable_http_server::session::{RestoreOutcome, ServerSseMessage};
 use rmcp::transport::streamable_http_server::{SessionId, session::EventStore};
 
+use super::relay::{Relay, Tagged};
 use crate::store::StoreError;
 use crate::store::sessions::RedisSessions;
 
@@ -89,6 +91,9 @@ impl Scope {
 pub fn note_store_failure(e: &StoreError) {
     let _ = SCOPE.try_with(|s| s.refuse(Refusal::Store(e.to_string())));
 }
+
+/// How long handing a relayed answer to its session may take (the session's queue is full: it is stuck).
+const DELIVER_WITHIN: Duration = Duration::from_secs(5);
 
 /// The session caps and the sessions open.
 pub struct SessionLimits {
@@ -222,15 +227,18 @@ pub struct CappedSessions {
     touched: Mutex<HashMap<SessionId, Instant>>,
     /// How often a session's store entry is extended at most: a quarter of the idle timeout.
     touch_every: Duration,
+    /// With the store: answers to other replicas' questions go there, and this replica's questions are tagged.
+    relay: Option<Arc<Relay>>,
 }
 
 impl CappedSessions {
     /// Sessions idle for `idle_timeout` are closed by rmcp (its `keep_alive`); with a `store`, each use of a
-    /// session extends its entry there.
+    /// session extends its entry there, and with a `relay` answers move between replicas.
     pub fn new(
         limits: Arc<SessionLimits>,
         idle_timeout: Duration,
         store: Option<Arc<RedisSessions>>,
+        relay: Option<Arc<Relay>>,
     ) -> Self {
         let mut inner = LocalSessionManager::default();
         inner.session_config.keep_alive = Some(idle_timeout);
@@ -240,7 +248,29 @@ impl CappedSessions {
             store,
             touched: Mutex::new(HashMap::new()),
             touch_every: idle_timeout / 4,
+            relay,
         }
+    }
+
+    /// The session transport, tagging this replica's questions when the relay is on.
+    fn wrap(&self, transport: LocalTransport) -> Tagged<LocalTransport> {
+        match &self.relay {
+            Some(relay) => relay.wrap(transport),
+            None => Tagged::plain(transport),
+        }
+    }
+
+    /// Hands an answer relayed by another replica (`bytes`, from the relay channel) to its session here.
+    pub async fn deliver(&self, bytes: &[u8]) {
+        let Some(relay) = &self.relay else {
+            return;
+        };
+        let Some((session, message)) = relay.open(bytes) else {
+            return;
+        };
+        let id: SessionId = session.clone().into();
+        let handed = tokio::time::timeout(DELIVER_WITHIN, self.inner.accept_message(&id, message));
+        relay.delivered(&session, matches!(handed.await, Ok(Ok(()))));
     }
 
     /// Extends `id`'s store entry if this replica has not done so lately. A failure only shortens the entry's
@@ -266,9 +296,12 @@ impl CappedSessions {
     }
 }
 
+/// rmcp's in-memory session transport.
+type LocalTransport = <LocalSessionManager as SessionManager>::Transport;
+
 impl SessionManager for CappedSessions {
     type Error = CappedSessionsError;
-    type Transport = <LocalSessionManager as SessionManager>::Transport;
+    type Transport = Tagged<LocalTransport>;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
         let ticket = SCOPE
@@ -278,7 +311,7 @@ impl SessionManager for CappedSessions {
             .ok_or(CappedSessionsError::Unreserved)?;
         let (id, transport) = self.inner.create_session().await?;
         ticket.bind(&id);
-        Ok((id, transport))
+        Ok((id, self.wrap(transport)))
     }
 
     async fn restore_session(
@@ -296,9 +329,10 @@ impl SessionManager for CappedSessions {
             RestoreOutcome::Restored(transport) => {
                 ticket.bind(&id);
                 tracing::info!(session = %id, "legacy session restored from the shared store");
-                Ok(RestoreOutcome::Restored(transport))
+                Ok(RestoreOutcome::Restored(self.wrap(transport)))
             }
-            other => Ok(other),
+            RestoreOutcome::AlreadyPresent => Ok(RestoreOutcome::AlreadyPresent),
+            _ => Ok(RestoreOutcome::NotSupported),
         }
     }
 
@@ -339,6 +373,13 @@ impl SessionManager for CappedSessions {
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
         self.touch(id).await;
+        // An answer to a question another replica asked: that replica waits for it, this one would drop it.
+        if let Some(relay) = &self.relay
+            && let Some(asker) = relay.elsewhere(&message)
+        {
+            relay.forward(&asker, id, message).await;
+            return Ok(());
+        }
         Ok(self.inner.accept_message(id, message).await?)
     }
 
@@ -405,7 +446,7 @@ mod tests {
     #[tokio::test]
     async fn sessions_are_created_only_with_a_ticket() {
         let l = limits(2, 2);
-        let sessions = CappedSessions::new(l.clone(), Duration::from_secs(60), None);
+        let sessions = CappedSessions::new(l.clone(), Duration::from_secs(60), None, None);
         assert!(matches!(
             sessions.create_session().await,
             Err(CappedSessionsError::Unreserved)
@@ -423,7 +464,7 @@ mod tests {
     #[tokio::test]
     async fn a_restored_session_takes_a_place_for_its_caller_and_fails_closed_when_full() {
         let l = limits(2, 1);
-        let sessions = CappedSessions::new(l.clone(), Duration::from_secs(60), None);
+        let sessions = CappedSessions::new(l.clone(), Duration::from_secs(60), None, None);
         let id: SessionId = "elsewhere".to_string().into();
         assert!(
             matches!(

@@ -3,11 +3,14 @@
 //! - [`sessions`]: rmcp's `SessionStore` (a legacy session's `initialize` parameters, so another replica can
 //!   replay the handshake and serve the session), with a TTL of `server.session_idle_timeout` refreshed on use.
 //! - [`peers`]: each replica's dependency checks, for the fleet readiness policy (`health::PeerBoard`).
+//! - [`relay`]: opaque messages for one replica (pub/sub, a channel per replica): a legacy session's answer to a
+//!   question another replica asked.
 //!
 //! A Redis outage never hangs a request: every command ends within `connect_timeout + command_timeout` with a
 //! [`StoreError`]. This module knows nothing of HTTP, MCP or the tunnel; it never logs the URL's password.
 
 pub mod peers;
+pub mod relay;
 pub mod sessions;
 
 use std::time::Duration;
@@ -60,6 +63,8 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Redis {
     conn: ConnectionManager,
+    /// For the relay's subscription (a connection of its own).
+    client: redis::Client,
     /// host:port, for errors (never the password).
     addr: String,
     prefix: String,
@@ -84,14 +89,16 @@ impl Redis {
             .set_response_timeout(Some(config.command_timeout))
             .set_number_of_retries(1)
             .set_max_delay(config.connect_timeout);
-        let conn = ConnectionManager::new_lazy_with_config(client, manager).map_err(|e| {
-            StoreError::Unavailable {
-                addr: addr.clone(),
-                cause: e.to_string(),
-            }
-        })?;
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), manager).map_err(|e| {
+                StoreError::Unavailable {
+                    addr: addr.clone(),
+                    cause: e.to_string(),
+                }
+            })?;
         Ok(Self {
             conn,
+            client,
             addr,
             prefix: config.key_prefix.clone(),
             limit: config.connect_timeout + config.command_timeout,

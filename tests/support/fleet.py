@@ -1,15 +1,19 @@
 """A local fleet: real redis-server (the shared store), real HAProxy health-checking `/ready` like Kubernetes (one
-failure takes a server out), and a TCP relay that can cut one replica's path to the bastion."""
+failure takes a server out), a TCP relay that can cut one replica's path to the bastion, and an HTTP client
+transport that routes an MCP client's requests to the replicas as a test decides (a balancer under control)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import socket
 import threading
 import urllib.request
 from pathlib import Path
+
+import httpx2
 
 from .procs import Proc, free_port, port_open, wait_until
 
@@ -145,3 +149,31 @@ class HAProxy:
 
     def stop(self) -> None:
         self.proc.stop()
+
+
+class Routes(httpx2.AsyncBaseTransport):
+    """An MCP client's HTTP transport that sends each POST to the replica `route(message)` names (a base URL such
+    as `http://127.0.0.1:PORT`; None: where the client sent it), like a balancer that picks another replica for
+    some requests. Records where the client's answers to the server's questions went (`answers`: (url, id))."""
+
+    def __init__(self, route):
+        self.route = route
+        self.answers: list[tuple[str, object]] = []
+        self.inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method == "POST":
+            body = await request.aread()
+            message = json.loads(body)
+            target = self.route(message)
+            if target:
+                base = httpx2.URL(target)
+                url = request.url.copy_with(host=base.host, port=base.port)
+                headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+                request = httpx2.Request("POST", url, headers=headers, content=body, extensions=request.extensions)
+            if "method" not in message:
+                self.answers.append((f"{request.url.host}:{request.url.port}", message.get("id")))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -43,13 +43,14 @@ def elicitation(answer: str | None, think: float = 0.0):
 
 
 def client(target, *, mode: str = "auto", token: str | None = None, headers: dict | None = None,
-           elicit=None) -> mcp.Client:
-    """`target`: an /mcp URL, or `mcp.StdioServerParameters`."""
+           elicit=None, transport: httpx2.AsyncBaseTransport | None = None) -> mcp.Client:
+    """`target`: an /mcp URL, or `mcp.StdioServerParameters`. `transport`: the HTTP client's (to route requests)."""
     if isinstance(target, str):
         h = dict(headers or {})
         if token:
             h["Authorization"] = f"Bearer {token}"
-        target = streamable_http_client(target, http_client=httpx2.AsyncClient(headers=h, timeout=30))
+        http = httpx2.AsyncClient(headers=h, timeout=30, transport=transport)
+        target = streamable_http_client(target, http_client=http)
     kwargs = {"elicitation_callback": elicit} if elicit else {}
     return mcp.Client(target, mode=mode, **kwargs)
 
