@@ -202,7 +202,7 @@ impl Supervisor<'_> {
         let state = tunnel.state();
         self.health.set_explainer(
             health::SSH_TUNNEL,
-            Box::new(move || match &*state.borrow() {
+            Box::new(move |_| match &*state.borrow() {
                 TunnelState::Up { .. } => {
                     "SSH tunnel session not answering health pings".to_string()
                 }
@@ -301,15 +301,13 @@ impl Supervisor<'_> {
     /// sees of a replica set; `/ready?verbose` lists the members.
     fn explain_mongodb(&self, tunnel: Option<&Tunnel>, mongo: &Mongo) {
         let tunnel = tunnel.cloned();
-        let health = self.health.clone();
         let topology = mongo.topology().clone();
         self.health.set_explainer(
             health::MONGODB,
-            Box::new(move || {
+            Box::new(move |status| {
                 if let Some(refusal) = tunnel.as_ref().and_then(Tunnel::forward_refusal) {
                     return format!("{}: {}", refusal.class(), refused_forward(&refusal));
                 }
-                let status = health.status(health::MONGODB);
                 let why = status.error.map_or("not checked yet", ErrorClass::summary);
                 match topology.view().set_name {
                     Some(_) => format!(

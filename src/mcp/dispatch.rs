@@ -119,15 +119,7 @@ impl NexusServer {
             || (self.health.wait_started_unless_failing(STARTUP_WAIT).await
                 && self.health.is_started());
         let result = if !ready {
-            let waiting = self
-                .health
-                .startup_failing()
-                .map(|why| format!(": {why}"))
-                .unwrap_or_else(|| ": its first connection attempts are still under way".into());
-            Err(ToolError::Unavailable(format!(
-                "nexus-mcp is starting (stage {}){waiting}",
-                self.health.stage().as_str()
-            )))
+            Err(ToolError::Unavailable(self.health.starting()))
         } else if let Some(why) = self.health.unavailable() {
             Err(ToolError::Unavailable(why))
         } else {
@@ -282,7 +274,7 @@ fn audit_record(
         _ => (0, 0),
     };
     AuditRecord {
-        timestamp: crate::health::now_rfc3339(),
+        timestamp: crate::rfc3339::now(),
         request_id: meta.id,
         caller: meta.caller,
         tool,

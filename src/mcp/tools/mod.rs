@@ -190,7 +190,9 @@ impl ToolContext {
     /// The driver client (set once startup reached the mongodb stage).
     pub fn client(&self) -> Result<&mongodb::Client, ToolError> {
         self.mongo.get().map(Mongo::client).ok_or_else(|| {
-            ToolError::Unavailable("nexus-mcp is starting: MongoDB is not connected yet".into())
+            ToolError::Unavailable(
+                "nexus-mcp is starting (stage mongodb): the MongoDB client is not built yet".into(),
+            )
         })
     }
 
