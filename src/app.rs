@@ -7,7 +7,8 @@
 //!
 //! Shutdown order: `/ready` turns 503 at once → in-flight `/mcp` requests drain (up to `server.shutdown_grace`)
 //! → the HTTP server stops → the tunnel closes its channels and disconnects the SSH session → background checks
-//! stop → return.
+//! stop → return. A fatal stage, or shutdown requested during startup, stops the same parts in the same order
+//! (`Running::close`) before returning.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,6 +201,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
 
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let running = Running {
+        http_stop: http_stop.clone(),
+        http_task,
+        stop: stop.clone(),
+        tasks: tasks.clone(),
+    };
     if config.health.readiness == ReadinessPolicy::Fleet {
         let board = redis.clone().map(|r| {
             let id = store::peers::replica_id();
@@ -218,20 +225,6 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         health: &health,
         tasks: &tasks,
         stop: &stop,
-    };
-    let fatal = |e: StartupError| -> anyhow::Error {
-        match e {
-            StartupError::Fatal {
-                stage,
-                class: ErrorClass::ConfigInvalid,
-                message,
-            } => ConfigError::Invalid {
-                key: format!("stage {stage}"),
-                reason: message,
-            }
-            .into(),
-            other => anyhow::anyhow!(other),
-        }
     };
     let mongo_cell = Arc::new(std::sync::OnceLock::new());
     let tunnel_cell = Arc::new(std::sync::OnceLock::new());
@@ -331,30 +324,21 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     tokio::pin!(stop_requested);
 
     // The tunnel's local forward (retried while another process holds it) and the driver's options.
-    let prepared = async {
-        let tunnel = supervisor.start_tunnel().await?;
-        let mongo_options = supervisor.mongo_options(tunnel.as_ref()).await?;
-        Ok::<_, StartupError>((tunnel, mongo_options))
+    let tunnel = tokio::select! {
+        tunnel = supervisor.start_tunnel() => tunnel,
+        () = &mut stop_requested => Err(StartupError::Cancelled),
     };
-    let prepared = tokio::select! {
-        prepared = prepared => Some(prepared),
-        () = &mut stop_requested => None,
+    let tunnel = match tunnel {
+        Ok(tunnel) => tunnel,
+        Err(e) => return running.end_startup(None, e).await,
     };
-    let (tunnel, mongo_options) = match prepared {
-        Some(Ok(pair)) => pair,
-        Some(Err(e)) => {
-            stop.cancel();
-            http_stop.cancel();
-            return Err(fatal(e));
-        }
-        None => {
-            stop.cancel();
-            http_stop.cancel();
-            tasks.close();
-            let _ = tokio::time::timeout(CLOSE_GRACE, tasks.wait()).await;
-            tracing::info!("shutdown complete (during startup)");
-            return Ok(());
-        }
+    let mongo_options = tokio::select! {
+        options = supervisor.mongo_options(tunnel.as_ref()) => options,
+        () = &mut stop_requested => Err(StartupError::Cancelled),
+    };
+    let mongo_options = match mongo_options {
+        Ok(options) => options,
+        Err(e) => return running.end_startup(tunnel.as_ref(), e).await,
     };
     if let Some(t) = &tunnel {
         let _ = tunnel_cell.set(t.clone());
@@ -377,11 +361,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         result = startup => match result {
             Ok(_mongo) => stop_requested.await,
             Err(StartupError::Cancelled) => {}
-            Err(e) => {
-                stop.cancel();
-                http_stop.cancel();
-                return Err(fatal(e));
-            }
+            Err(e) => return running.end_startup(tunnel.as_ref(), e).await,
         },
         () = &mut stop_requested => {}
     }
@@ -398,29 +378,71 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             "drain overran server.shutdown_grace; closing anyway"
         );
     }
-    http_stop.cancel();
-    if let Some(task) = http_task
-        && tokio::time::timeout(CLOSE_GRACE, task).await.is_err()
-    {
-        tracing::warn!("HTTP server did not stop in time");
-    }
-    stop.cancel();
-    tasks.close();
-    if let Some(tunnel) = &tunnel
-        && tokio::time::timeout(CLOSE_GRACE, tunnel.stopped())
-            .await
-            .is_err()
-    {
-        tracing::warn!("tunnel did not close in time");
-    }
-    if tokio::time::timeout(CLOSE_GRACE, tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("background tasks did not stop in time");
-    }
+    running.close(tunnel.as_ref()).await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// What `serve` started and stops on every way out — after the drain, after a fatal stage, or when shutdown is
+/// requested during startup — in one order: HTTP, then the tunnel and the background tasks.
+struct Running {
+    /// Stops the HTTP server (its accept loop and connections, `/mcp` sessions).
+    http_stop: CancellationToken,
+    /// The HTTP server; `None` with stdio when `server.listen` could not be bound.
+    http_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Stops the tunnel, the checks, the stdio session and the other background tasks.
+    stop: CancellationToken,
+    /// Owns those background tasks.
+    tasks: TaskTracker,
+}
+
+impl Running {
+    /// Stops everything and waits for it, each part up to [`CLOSE_GRACE`] (a warning names what overran).
+    async fn close(self, tunnel: Option<&Tunnel>) {
+        self.http_stop.cancel();
+        if let Some(task) = self.http_task
+            && tokio::time::timeout(CLOSE_GRACE, task).await.is_err()
+        {
+            tracing::warn!("HTTP server did not stop in time");
+        }
+        self.stop.cancel();
+        self.tasks.close();
+        if let Some(tunnel) = tunnel
+            && tokio::time::timeout(CLOSE_GRACE, tunnel.stopped())
+                .await
+                .is_err()
+        {
+            tracing::warn!("tunnel did not close in time");
+        }
+        if tokio::time::timeout(CLOSE_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop in time");
+        }
+    }
+
+    /// Startup ended before the stages completed: stops what runs, then returns the reason (none when shutdown
+    /// was requested).
+    async fn end_startup(self, tunnel: Option<&Tunnel>, e: StartupError) -> anyhow::Result<()> {
+        self.close(tunnel).await;
+        match e {
+            StartupError::Cancelled => {
+                tracing::info!("shutdown complete (during startup)");
+                Ok(())
+            }
+            StartupError::Fatal {
+                stage,
+                class: ErrorClass::ConfigInvalid,
+                message,
+            } => Err(ConfigError::Invalid {
+                key: format!("stage {stage}"),
+                reason: message,
+            }
+            .into()),
+            other => Err(anyhow::anyhow!(other)),
+        }
+    }
 }
 
 /// The Streamable HTTP service at `/mcp`: stateless for 2026-07-28 requests, sessions for legacy clients that

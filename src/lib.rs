@@ -18,7 +18,8 @@
 //!   loop. Knows nothing of MongoDB or MCP.
 //! - [`mongo`]: the driver client over a route, startup check, health ping, the driver's view of the
 //!   deployment. No MCP or SSH types.
-//! - [`health`]: named checks with hysteresis, startup latch, probe bodies.
+//! - [`health`]: named checks with hysteresis, the check loop, startup latch and draining, probe bodies, the
+//!   readiness policy.
 //! - [`http`]: the axum router (probes, `/metrics`, `/mcp`).
 //! - [`metrics`]: the registry and per-component metric families.
 //! - [`error`]: the error classes users see.
@@ -27,6 +28,7 @@
 //! - [`deadline`]: a request deadline that pauses while a person answers.
 //! - [`backoff`]: validated exponential backoff with jitter.
 //! - [`probe`]: the `health` subcommand's tiny HTTP client.
+//! - [`rfc3339`]: timestamps as text.
 //! - [`secret`]: values that print as `***`.
 //! - [`store`]: the fleet's shared store (Redis): legacy sessions and peer health.
 
@@ -48,6 +50,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod mongo;
 pub mod probe;
+pub mod rfc3339;
 pub mod secret;
 pub mod store;
 pub mod supervisor;

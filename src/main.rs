@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use nexus_mcp::config::{self, Config, ConfigError, Sources};
-use nexus_mcp::health::Stage;
 use nexus_mcp::http::Transport;
 use nexus_mcp::logging::{self, LogConfig};
 use nexus_mcp::metrics::Metrics;
@@ -187,11 +186,8 @@ async fn check(config: Config) -> ExitCode {
     let code = match failed {
         None => ExitCode::SUCCESS,
         Some(stage) => {
-            for skipped in [Stage::Tunnel, Stage::Mongodb, Stage::Mcp]
-                .iter()
-                .filter(|s| **s > stage)
-            {
-                println!("{:<8} skipped", skipped.as_str());
+            for skipped in supervisor::STARTUP.iter().filter(|s| s.stage > stage) {
+                println!("{:<8} skipped", skipped.stage.as_str());
             }
             ExitCode::from(11 + stage as u8)
         }

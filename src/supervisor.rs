@@ -24,6 +24,34 @@ use crate::tunnel::{Tunnel, TunnelError, TunnelState};
 const MONGO_RETRY_MIN: Duration = Duration::from_millis(100);
 const MONGO_RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// One startup stage, as both [`Supervisor::run`] (retrying) and [`check`] (once each) walk it.
+pub struct StageSpec {
+    pub stage: Stage,
+    /// What the stage waits for.
+    pub waits_for: &'static str,
+    /// The class of a failure that carries none of its own (e.g. `check` giving up waiting for the session).
+    pub fails_as: ErrorClass,
+}
+
+/// The startup stages, in order; [`Stage::Ready`] (the startup latch) closes after the last.
+pub const STARTUP: [StageSpec; 3] = [
+    StageSpec {
+        stage: Stage::Tunnel,
+        waits_for: "an authenticated SSH session (through the jump hosts)",
+        fails_as: ErrorClass::SshUnreachable,
+    },
+    StageSpec {
+        stage: Stage::Mongodb,
+        waits_for: "the forward to MongoDB, then ping and listDatabases",
+        fails_as: ErrorClass::MongoUnreachable,
+    },
+    StageSpec {
+        stage: Stage::Mcp,
+        waits_for: "the MCP server installed",
+        fails_as: ErrorClass::ConfigInvalid,
+    },
+];
+
 /// Why startup stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -62,15 +90,12 @@ impl Supervisor<'_> {
         };
         self.health.set_stage(Stage::Tunnel);
         let mut backoff = Backoff::try_new(cfg.reconnect_min_delay, cfg.reconnect_max_delay)
-            .unwrap_or_else(|_| {
-                Backoff::try_new(MONGO_RETRY_MIN, MONGO_RETRY_MAX)
-                    .expect("constant policy is valid")
-            });
+            .expect("validated by config: min > 0 and max >= min");
         let mut last_class = None;
         loop {
             match Tunnel::start(cfg.clone(), self.metrics.tunnel.clone(), self.stop.clone()).await {
                 Ok(tunnel) => {
-                    self.watch_tunnel(&tunnel);
+                    self.watch_tunnel(&tunnel, cfg.keepalive_interval);
                     return Ok(Some(tunnel));
                 }
                 // A port taken at run time is not a configuration error: the other process may go away.
@@ -92,7 +117,7 @@ impl Supervisor<'_> {
                 }
                 Err(e) => {
                     return Err(StartupError::Fatal {
-                        stage: "tunnel",
+                        stage: Stage::Tunnel.as_str(),
                         class: e.class(),
                         message: e.to_string(),
                     });
@@ -113,17 +138,17 @@ impl Supervisor<'_> {
         Mongo::options(&self.config.mongo, &route(tunnel))
             .await
             .map_err(|e| StartupError::Fatal {
-                stage: "mongodb",
+                stage: Stage::Mongodb.as_str(),
                 class: e.class(),
                 message: e.to_string(),
             })
     }
 
-    /// Runs the stages: waits for the tunnel session, then MongoDB (retrying with backoff), then `install_mcp`
-    /// (which returns a summary for the log), then closes the startup latch.
+    /// Runs the stages of [`STARTUP`]: waits for the tunnel session, then MongoDB (retrying with backoff), then
+    /// `install_mcp` (which returns a summary for the log), then closes the startup latch.
     ///
     /// # Errors
-    /// [`StartupError::Cancelled`] on shutdown.
+    /// [`StartupError::Cancelled`] on shutdown; [`StartupError::Fatal`] when the driver cannot be built.
     pub async fn run(
         &self,
         tunnel: Option<&Tunnel>,
@@ -131,31 +156,36 @@ impl Supervisor<'_> {
         install_mcp: impl FnOnce(&Mongo) -> String,
     ) -> Result<Mongo, StartupError> {
         let begun = Instant::now();
-        match tunnel {
-            Some(tunnel) => self.tunnel_stage(tunnel).await?,
-            None => {
-                tracing::info!(
+        let mut mongo_options = Some(mongo_options);
+        let mut install_mcp = Some(install_mcp);
+        let mut mongo = None;
+        for spec in &STARTUP {
+            tracing::debug!(
+                stage = spec.stage.as_str(),
+                waits_for = spec.waits_for,
+                "stage begins"
+            );
+            match (spec.stage, tunnel, &mongo) {
+                (Stage::Tunnel, Some(tunnel), _) => self.tunnel_stage(tunnel).await?,
+                (Stage::Tunnel, None, _) => tracing::info!(
                     stage = "tunnel",
                     "stage skipped: ssh.enabled = false, connecting to MongoDB directly"
-                );
+                ),
+                (Stage::Mongodb, _, _) => {
+                    let options = mongo_options.take().expect("one mongodb stage");
+                    mongo = Some(self.mongodb_stage(options, tunnel).await?);
+                }
+                (Stage::Mcp, _, Some(mongo)) => {
+                    self.health.set_stage(Stage::Mcp);
+                    let started = Instant::now();
+                    let install = install_mcp.take().expect("one mcp stage");
+                    log_stage_ok(Stage::Mcp, started, &install(mongo));
+                }
+                (Stage::Mcp | Stage::Ready, _, _) => {
+                    unreachable!("STARTUP lists mongodb before mcp, and not ready")
+                }
             }
         }
-        let mongo = Mongo::new(
-            self.config.mongo.clone(),
-            mongo_options,
-            self.metrics.mongo.clone(),
-        )
-        .map_err(|e| StartupError::Fatal {
-            stage: "mongodb",
-            class: e.class(),
-            message: e.to_string(),
-        })?;
-        self.mongodb_stage(&mongo, tunnel).await?;
-
-        self.health.set_stage(Stage::Mcp);
-        let started = Instant::now();
-        let summary = install_mcp(&mongo);
-        log_stage_ok(Stage::Mcp, started, &summary);
 
         self.health.set_stage(Stage::Ready);
         tracing::info!(
@@ -163,7 +193,7 @@ impl Supervisor<'_> {
             startup_ms = begun.elapsed().as_millis() as u64,
             "startup complete; readiness now follows the dependency checks"
         );
-        Ok(mongo)
+        Ok(mongo.expect("STARTUP lists mongodb"))
     }
 
     async fn tunnel_stage(&self, tunnel: &Tunnel) -> Result<(), StartupError> {
@@ -182,12 +212,8 @@ impl Supervisor<'_> {
 
     /// Spawns the sshTunnel check and wakes both checks on every tunnel transition, so a lost session shows in
     /// /ready at once and a healed one is re-checked without waiting for the interval.
-    fn watch_tunnel(&self, tunnel: &Tunnel) {
-        let interval = self
-            .config
-            .tunnel
-            .as_ref()
-            .map_or(Duration::from_secs(5), |t| t.keepalive_interval);
+    /// The check runs every `interval` (`ssh.keepalive_interval`).
+    fn watch_tunnel(&self, tunnel: &Tunnel, interval: Duration) {
         let probe_tunnel = tunnel.clone();
         let probe = move || {
             let tunnel = probe_tunnel.clone();
@@ -202,7 +228,7 @@ impl Supervisor<'_> {
         let state = tunnel.state();
         self.health.set_explainer(
             health::SSH_TUNNEL,
-            Box::new(move || match &*state.borrow() {
+            Box::new(move |_| match &*state.borrow() {
                 TunnelState::Up { .. } => {
                     "SSH tunnel session not answering health pings".to_string()
                 }
@@ -225,20 +251,32 @@ impl Supervisor<'_> {
         });
     }
 
+    /// Builds the driver client, then retries the forward, `ping` and `listDatabases` until they answer; starts
+    /// the mongodb check.
     async fn mongodb_stage(
         &self,
-        mongo: &Mongo,
+        options: ClientOptions,
         tunnel: Option<&Tunnel>,
-    ) -> Result<(), StartupError> {
+    ) -> Result<Mongo, StartupError> {
+        let mongo = Mongo::new(
+            self.config.mongo.clone(),
+            options,
+            self.metrics.mongo.clone(),
+        )
+        .map_err(|e| StartupError::Fatal {
+            stage: Stage::Mongodb.as_str(),
+            class: e.class(),
+            message: e.to_string(),
+        })?;
         self.health.set_stage(Stage::Mongodb);
-        self.explain_mongodb(tunnel, mongo);
+        self.explain_mongodb(tunnel, &mongo);
         let started = Instant::now();
         let mut backoff =
             Backoff::try_new(MONGO_RETRY_MIN, MONGO_RETRY_MAX).expect("constant policy is valid");
         let mut last_class = None;
         loop {
             let attempt = tokio::select! {
-                result = mongodb_attempt(mongo, tunnel) => result,
+                result = mongodb_attempt(&mongo, tunnel) => result,
                 () = self.stop.cancelled() => return Err(StartupError::Cancelled),
             };
             match attempt {
@@ -289,10 +327,10 @@ impl Supervisor<'_> {
             self.stop.clone(),
         ));
         log_stage_ok(Stage::Mongodb, started, "ping and listDatabases answered");
-        if let Some(hint) = one_member_hint(mongo, tunnel) {
+        if let Some(hint) = one_member_hint(&mongo, tunnel) {
             tracing::warn!(hint, "mongo.uri reaches one member of a replica set");
         }
-        Ok(())
+        Ok(mongo)
     }
 }
 
@@ -301,15 +339,13 @@ impl Supervisor<'_> {
     /// sees of a replica set; `/ready?verbose` lists the members.
     fn explain_mongodb(&self, tunnel: Option<&Tunnel>, mongo: &Mongo) {
         let tunnel = tunnel.cloned();
-        let health = self.health.clone();
         let topology = mongo.topology().clone();
         self.health.set_explainer(
             health::MONGODB,
-            Box::new(move || {
+            Box::new(move |status| {
                 if let Some(refusal) = tunnel.as_ref().and_then(Tunnel::forward_refusal) {
                     return format!("{}: {}", refusal.class(), refused_forward(&refusal));
                 }
-                let status = health.status(health::MONGODB);
                 let why = status.error.map_or("not checked yet", ErrorClass::summary);
                 match topology.view().set_name {
                     Some(_) => format!(
@@ -438,8 +474,8 @@ pub struct CheckLine {
     pub took: Duration,
 }
 
-/// `nexus-mcp check`: runs each stage once, in order, stopping at the first failure. Returns one line per stage
-/// run and the failing stage, if any.
+/// `nexus-mcp check`: runs each stage of [`STARTUP`] once, in order, stopping at the first failure. Returns one
+/// line per stage run and the failing stage, if any.
 pub async fn check(
     config: &Config,
     metrics: &Metrics,
@@ -448,96 +484,96 @@ pub async fn check(
     let mut lines = Vec::new();
     let stop = CancellationToken::new();
     let _stop_on_return = stop.clone().drop_guard();
-
+    let mut mcp_summary = Some(mcp_summary);
     let mut forward = None;
-    if let Some(mut cfg) = config.tunnel.clone() {
-        // An ephemeral forward: `check` must work beside a running server that holds tunnel.local_listen.
-        cfg.local_listen.set_port(0);
+    for spec in &STARTUP {
         let started = Instant::now();
-        let limit = cfg.connect_timeout * (cfg.jumps.len() as u32 + 1) + Duration::from_secs(1);
-        let outcome = match Tunnel::start(cfg, metrics.tunnel.clone(), stop.clone()).await {
-            Err(e) => Err((e.class(), e.to_string())),
-            Ok(tunnel) => {
-                let mut state = tunnel.state();
-                let first = state.wait_for(|s| {
-                    matches!(s, TunnelState::Up { .. } | TunnelState::Reconnecting { .. })
-                });
-                match tokio::time::timeout(limit, first).await {
-                    Ok(Ok(s)) => match &*s {
-                        TunnelState::Reconnecting { error, message, .. } => {
-                            Err((*error, message.clone()))
-                        }
-                        _ => {
-                            let up = format!("session up; {}", tunnel.describe());
-                            forward = Some(tunnel.clone());
-                            Ok(up)
-                        }
-                    },
-                    _ => Err((
-                        ErrorClass::SshUnreachable,
-                        "no outcome within the connect timeout".into(),
-                    )),
-                }
-            }
+        let outcome = match spec.stage {
+            Stage::Tunnel => match check_tunnel(config, metrics, &stop, spec).await {
+                None => continue,
+                Some(outcome) => outcome.map(|(tunnel, line)| {
+                    forward = Some(tunnel);
+                    line
+                }),
+            },
+            Stage::Mongodb => check_mongodb(config, metrics, forward.as_ref()).await,
+            Stage::Mcp => Ok(mcp_summary
+                .take()
+                .map(|summary| summary())
+                .unwrap_or_default()),
+            Stage::Ready => continue,
         };
         let failed = outcome.is_err();
         lines.push(CheckLine {
-            stage: "tunnel",
+            stage: spec.stage.as_str(),
             outcome,
             took: started.elapsed(),
         });
         if failed {
-            return (lines, Some(Stage::Tunnel));
+            return (lines, Some(spec.stage));
         }
     }
-
-    let started = Instant::now();
-    let outcome = match Mongo::connect(
-        config.mongo.clone(),
-        &route(forward.as_ref()),
-        metrics.mongo.clone(),
-    )
-    .await
-    {
-        Ok(mongo) => match mongodb_attempt(&mongo, forward.as_ref()).await {
-            Ok(latency) => {
-                let view = mongo
-                    .topology()
-                    .settled(config.mongo.server_selection_timeout)
-                    .await;
-                let mut line = format!(
-                    "ping {:.1} ms, listDatabases ok",
-                    latency.as_secs_f64() * 1e3
-                );
-                if view.set_name.is_some() || view.members.len() > 1 {
-                    line.push_str("; ");
-                    line.push_str(&mongo.topology().describe());
-                }
-                if let Some(hint) = one_member_hint(&mongo, forward.as_ref()) {
-                    line.push_str("; hint: ");
-                    line.push_str(&hint);
-                }
-                Ok(line)
-            }
-            Err(e) => Err(e),
-        },
-        Err(e) => Err((e.class(), e.to_string())),
-    };
-    let failed = outcome.is_err();
-    lines.push(CheckLine {
-        stage: "mongodb",
-        outcome,
-        took: started.elapsed(),
-    });
-    if failed {
-        return (lines, Some(Stage::Mongodb));
-    }
-
-    let started = Instant::now();
-    lines.push(CheckLine {
-        stage: "mcp",
-        outcome: Ok(mcp_summary()),
-        took: started.elapsed(),
-    });
     (lines, None)
+}
+
+/// `check`'s tunnel stage: an ephemeral forward (`check` must work beside a running server that holds
+/// `tunnel.local_listen`), and the first outcome of its session within the connect timeouts. `None` without SSH.
+async fn check_tunnel(
+    config: &Config,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+    spec: &StageSpec,
+) -> Option<Result<(Tunnel, String), (ErrorClass, String)>> {
+    let mut cfg = config.tunnel.clone()?;
+    cfg.local_listen.set_port(0);
+    let limit = cfg.connect_timeout * (cfg.jumps.len() as u32 + 1) + Duration::from_secs(1);
+    let tunnel = match Tunnel::start(cfg, metrics.tunnel.clone(), stop.clone()).await {
+        Ok(tunnel) => tunnel,
+        Err(e) => return Some(Err((e.class(), e.to_string()))),
+    };
+    let mut state = tunnel.state();
+    let first =
+        state.wait_for(|s| matches!(s, TunnelState::Up { .. } | TunnelState::Reconnecting { .. }));
+    Some(match tokio::time::timeout(limit, first).await {
+        Ok(Ok(s)) => match &*s {
+            TunnelState::Reconnecting { error, message, .. } => Err((*error, message.clone())),
+            _ => {
+                let up = format!("session up; {}", tunnel.describe());
+                Ok((tunnel.clone(), up))
+            }
+        },
+        _ => Err((
+            spec.fails_as,
+            "no outcome within the connect timeout".into(),
+        )),
+    })
+}
+
+/// `check`'s mongodb stage: one attempt, then what the driver sees of the deployment.
+async fn check_mongodb(
+    config: &Config,
+    metrics: &Metrics,
+    forward: Option<&Tunnel>,
+) -> Result<String, (ErrorClass, String)> {
+    let mongo = Mongo::connect(config.mongo.clone(), &route(forward), metrics.mongo.clone())
+        .await
+        .map_err(|e| (e.class(), e.to_string()))?;
+    let latency = mongodb_attempt(&mongo, forward).await?;
+    let view = mongo
+        .topology()
+        .settled(config.mongo.server_selection_timeout)
+        .await;
+    let mut line = format!(
+        "ping {:.1} ms, listDatabases ok",
+        latency.as_secs_f64() * 1e3
+    );
+    if view.set_name.is_some() || view.members.len() > 1 {
+        line.push_str("; ");
+        line.push_str(&mongo.topology().describe());
+    }
+    if let Some(hint) = one_member_hint(&mongo, forward) {
+        line.push_str("; hint: ");
+        line.push_str(&hint);
+    }
+    Ok(line)
 }

@@ -188,15 +188,7 @@ async fn mcp(State(s): State<HttpState>, request: Request) -> Response {
         return unavailable("shutting down");
     }
     let Some(router) = s.mcp.0.get() else {
-        let why = s
-            .health
-            .startup_failing()
-            .map(|why| format!(": {why}"))
-            .unwrap_or_default();
-        return unavailable(&format!(
-            "starting: stage {}{why}",
-            s.health.stage().as_str()
-        ));
+        return unavailable(&s.health.starting());
     };
     let guard = s.in_flight.enter();
     let method = request.method().clone();

@@ -187,14 +187,7 @@ impl NexusServer {
         let ready = health.is_started()
             || (health.wait_started_unless_failing(STARTUP_WAIT).await && health.is_started());
         if !ready {
-            let waiting = health
-                .startup_failing()
-                .map(|why| format!(": {why}"))
-                .unwrap_or_else(|| ": its first connection attempts are still under way".into());
-            return Err(ToolError::Unavailable(format!(
-                "{on}nexus-mcp is starting (stage {}){waiting}",
-                health.stage().as_str()
-            )));
+            return Err(ToolError::Unavailable(format!("{on}{}", health.starting())));
         }
         if let Some(why) = health.unavailable() {
             return Err(ToolError::Unavailable(format!("{on}{why}")));
@@ -357,7 +350,7 @@ fn audit_record(
         _ => (0, 0),
     };
     AuditRecord {
-        timestamp: crate::health::now_rfc3339(),
+        timestamp: crate::rfc3339::now(),
         request_id: meta.id,
         caller: meta.caller,
         target,

@@ -32,11 +32,7 @@ impl Target {
     /// `ready`, `starting` or `unavailable`, and why when not ready.
     pub fn state(&self) -> (&'static str, Option<String>) {
         if !self.health.is_started() {
-            let why = self
-                .health
-                .startup_failing()
-                .unwrap_or_else(|| "its first connection attempts are under way".into());
-            return ("starting", Some(why));
+            return ("starting", Some(self.health.starting()));
         }
         match self.health.unavailable() {
             Some(why) => ("unavailable", Some(why)),

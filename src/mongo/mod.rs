@@ -290,12 +290,28 @@ impl Mongo {
         fut: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<T, MongoError> {
         let limit = self.config.server_selection_timeout + Duration::from_secs(1);
-        match tokio::time::timeout(limit, fut.into_future()).await {
-            Ok(result) => result.map_err(MongoError::from),
-            Err(_) => Err(MongoError::Timeout(format!(
-                "no answer within {} ms",
-                limit.as_millis()
-            ))),
-        }
+        bounded(limit, fut)
+            .await
+            .map_err(|e| MongoError::Timeout(e.to_string()))?
+            .map_err(MongoError::from)
     }
+}
+
+/// A driver operation gave no answer within its hard deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer within {} ms", .0.as_millis())]
+pub struct NoAnswer(pub Duration);
+
+/// Runs a driver future under a hard deadline (`limit`), so no check or tool call can hang; the driver's own
+/// result inside. Each caller maps the two failures to its own error (a timeout of a write leaves it ambiguous).
+///
+/// # Errors
+/// [`NoAnswer`] when `limit` passes first.
+pub async fn bounded<T>(
+    limit: Duration,
+    fut: impl IntoFuture<Output = mongodb::error::Result<T>>,
+) -> Result<mongodb::error::Result<T>, NoAnswer> {
+    tokio::time::timeout(limit, fut.into_future())
+        .await
+        .map_err(|_| NoAnswer(limit))
 }

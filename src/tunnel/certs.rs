@@ -147,10 +147,7 @@ fn time_text(unix: u64) -> String {
     i64::try_from(unix)
         .ok()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(crate::rfc3339::format)
         .unwrap_or_else(|| "forever".into())
 }
 

@@ -190,7 +190,9 @@ impl ToolContext {
     /// The driver client (set once startup reached the mongodb stage).
     pub fn client(&self) -> Result<&mongodb::Client, ToolError> {
         self.mongo.get().map(Mongo::client).ok_or_else(|| {
-            ToolError::Unavailable("nexus-mcp is starting: MongoDB is not connected yet".into())
+            ToolError::Unavailable(
+                "nexus-mcp is starting (stage mongodb): the MongoDB client is not built yet".into(),
+            )
         })
     }
 
@@ -275,14 +277,10 @@ impl ToolContext {
         &self,
         fut: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<T, ToolError> {
-        let limit = self.max_time + Duration::from_secs(2);
-        match tokio::time::timeout(limit, fut.into_future()).await {
-            Ok(result) => result.map_err(|e| ToolError::Mongo(e.into())),
-            Err(_) => Err(ToolError::Mongo(MongoError::Timeout(format!(
-                "no answer within {} ms",
-                limit.as_millis()
-            )))),
-        }
+        crate::mongo::bounded(self.deadline(), fut)
+            .await
+            .map_err(|e| ToolError::Mongo(MongoError::Timeout(e.to_string())))?
+            .map_err(|e| ToolError::Mongo(e.into()))
     }
 
     /// Like [`ToolContext::bounded`] for writes: a timeout or I/O failure leaves the outcome unknown.
@@ -290,14 +288,15 @@ impl ToolContext {
         &self,
         fut: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<T, ToolError> {
-        let limit = self.max_time + Duration::from_secs(2);
-        match tokio::time::timeout(limit, fut.into_future()).await {
-            Ok(result) => result.map_err(ToolError::from_write),
-            Err(_) => Err(ToolError::AmbiguousWrite(format!(
-                "no answer within {} ms",
-                limit.as_millis()
-            ))),
-        }
+        crate::mongo::bounded(self.deadline(), fut)
+            .await
+            .map_err(|e| ToolError::AmbiguousWrite(e.to_string()))?
+            .map_err(ToolError::from_write)
+    }
+
+    /// The hard deadline of one driver operation: `mongo.max_time` (sent as `maxTimeMS`) and a margin.
+    fn deadline(&self) -> Duration {
+        self.max_time + Duration::from_secs(2)
     }
 
     /// Asks for confirmation when `mcp.confirm_destructive` is on.
