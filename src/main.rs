@@ -103,9 +103,10 @@ fn main() -> ExitCode {
                      this port"
                 );
             }
-            if let Some(t) = config
-                .tunnel
-                .as_ref()
+            for t in config
+                .targets
+                .iter()
+                .filter_map(|t| t.tunnel.as_ref())
                 .filter(|t| !t.local_listen.ip().is_loopback())
             {
                 tracing::warn!(
@@ -173,29 +174,45 @@ async fn serve(config: Config) -> ExitCode {
     }
 }
 
+/// `check`: each target's stages once (with named targets, a `target <name>` block each, separated by a blank
+/// line); the exit code is that of the first failing stage of a required target.
 async fn check(config: Config) -> ExitCode {
-    let metrics = Metrics::new();
-    let (lines, failed) = supervisor::check(&config, &metrics, || "tools registered".into()).await;
-    for line in &lines {
-        let ms = line.took.as_secs_f64() * 1e3;
-        match &line.outcome {
-            Ok(detail) => println!("{:<8} ok      {ms:>8.1} ms  {detail}", line.stage),
-            Err((class, why)) => println!("{:<8} FAILED  {ms:>8.1} ms  {class}: {why}", line.stage),
+    let mut code = ExitCode::SUCCESS;
+    let mut failed_required = false;
+    for (i, target) in config.targets.iter().enumerate() {
+        if config.named {
+            if i > 0 {
+                println!();
+            }
+            let optional = if target.required { "" } else { " (optional)" };
+            println!("target {}{optional}", target.name);
         }
-    }
-    let code = match failed {
-        None => ExitCode::SUCCESS,
-        Some(stage) => {
+        let metrics = Metrics::new().target(None);
+        let (lines, failed) =
+            supervisor::check(target, &metrics, || "tools registered".into()).await;
+        for line in &lines {
+            let ms = line.took.as_secs_f64() * 1e3;
+            match &line.outcome {
+                Ok(detail) => println!("{:<8} ok      {ms:>8.1} ms  {detail}", line.stage),
+                Err((class, why)) => {
+                    println!("{:<8} FAILED  {ms:>8.1} ms  {class}: {why}", line.stage)
+                }
+            }
+        }
+        if let Some(stage) = failed {
             for skipped in supervisor::STARTUP.iter().filter(|s| s.stage > stage) {
                 println!("{:<8} skipped", skipped.stage.as_str());
             }
-            ExitCode::from(11 + stage as u8)
+            if target.required && !failed_required {
+                failed_required = true;
+                code = ExitCode::from(11 + stage as u8);
+            }
         }
-    };
-    // After the stages: what the tunnel used, and where each value came from (nexus-mcp's config, ssh_config,
-    // defaults).
-    for s in &config.ssh_settings {
-        println!("ssh      {:<19} {}  (from {})", s.key, s.value, s.origin);
+        // After the stages: what the tunnel used, and where each value came from (nexus-mcp's config,
+        // ssh_config, defaults).
+        for s in &target.ssh_settings {
+            println!("ssh      {:<19} {}  (from {})", s.key, s.value, s.origin);
+        }
     }
     code
 }

@@ -6,7 +6,9 @@
 //! Every family appears in `/metrics` from the start: a labelled family's values are a [`label_set!`] enum, whose
 //! `ALL` pre-creates them, so the declared and the used label values cannot drift.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::Mutex;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -26,19 +28,37 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// All metric families, grouped by component.
+/// All metric families, grouped by component: the process's (MCP, HTTP) and each target's ([`TargetMetrics`]).
 pub struct Metrics {
     registry: Registry,
-    pub startup: StartupMetrics,
-    pub health: HealthMetrics,
-    pub tunnel: TunnelMetrics,
-    pub mongo: MongoMetrics,
+    /// Named targets' registries: their families carry `target="<name>"`.
+    targets: Mutex<Vec<Registry>>,
     pub mcp: McpMetrics,
     pub http: HttpMetrics,
 }
 
+/// One MongoDB target's families: its startup, health, tunnel and driver.
+#[derive(Clone)]
+pub struct TargetMetrics {
+    pub startup: StartupMetrics,
+    pub health: HealthMetrics,
+    pub tunnel: TunnelMetrics,
+    pub mongo: MongoMetrics,
+}
+
+impl TargetMetrics {
+    fn register(registry: &Registry) -> Self {
+        Self {
+            startup: StartupMetrics::register(registry),
+            health: HealthMetrics::register(registry),
+            tunnel: TunnelMetrics::register(registry),
+            mongo: MongoMetrics::register(registry),
+        }
+    }
+}
+
 impl Metrics {
-    /// Creates the registry and registers every family.
+    /// Creates the registry and registers the process's families.
     ///
     /// # Panics
     /// Only on a programming error (a duplicate or invalid metric name), which the unit tests catch.
@@ -63,25 +83,53 @@ impl Metrics {
             .set(1);
         register(&registry, build_info);
         Self {
-            startup: StartupMetrics::register(&registry),
-            health: HealthMetrics::register(&registry),
-            tunnel: TunnelMetrics::register(&registry),
-            mongo: MongoMetrics::register(&registry),
+            targets: Mutex::new(Vec::new()),
             mcp: McpMetrics::register(&registry),
             http: HttpMetrics::register(&registry),
             registry,
         }
     }
 
-    /// The registry, for components registered later (MCP, HTTP).
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// Registers a target's families: unlabelled for the one target of a configuration without `[targets.*]`
+    /// (`name` None: the series are those of a single-database server), else labelled `target="<name>"`.
+    ///
+    /// # Panics
+    /// When the same unlabelled or named target registers twice (a programming error).
+    pub fn target(&self, name: Option<&str>) -> TargetMetrics {
+        let Some(name) = name else {
+            return TargetMetrics::register(&self.registry);
+        };
+        let labels = HashMap::from([("target".to_string(), name.to_string())]);
+        let registry = Registry::new_custom(None, Some(labels)).expect("valid label");
+        let metrics = TargetMetrics::register(&registry);
+        self.targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(registry);
+        metrics
     }
 
-    /// The Prometheus text exposition of every family.
+    /// The Prometheus text exposition of every family; a family several targets have is one family with a
+    /// series per target.
     pub fn render(&self) -> String {
+        let mut families = self.registry.gather();
+        for registry in self
+            .targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            for family in registry.gather() {
+                match families.iter_mut().find(|f| f.name() == family.name()) {
+                    Some(known) => known
+                        .mut_metric()
+                        .extend(family.get_metric().iter().cloned()),
+                    None => families.push(family),
+                }
+            }
+        }
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut buf = Vec::with_capacity(16 * 1024);
-        let families = self.registry.gather();
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = TextEncoder::new().encode(&families, &mut buf);
         String::from_utf8(buf).unwrap_or_default()
@@ -289,7 +337,9 @@ mod tests {
     #[test]
     fn every_contract_family_is_exposed_from_the_start() {
         let m = Metrics::new();
-        m.health
+        let target = m.target(None);
+        target
+            .health
             .dependency_up
             .with_label_values(&["mongodb"])
             .set(0);
@@ -322,5 +372,50 @@ mod tests {
             );
         }
         assert!(text.contains("nexus_startup_stage{stage=\"tunnel\"} 1"));
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    #[test]
+    fn named_targets_share_each_family_with_a_series_per_target() {
+        let m = Metrics::new();
+        let prod = m.target(Some("prod"));
+        let staging = m.target(Some("staging"));
+        prod.tunnel.up.set(1);
+        staging.tunnel.reconnects.inc();
+        staging
+            .health
+            .dependency_up
+            .with_label_values(&["sshTunnel"])
+            .set(0);
+        let text = m.render();
+        assert_eq!(
+            text.matches("# TYPE nexus_tunnel_up gauge").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("nexus_tunnel_up{target=\"prod\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nexus_tunnel_up{target=\"staging\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nexus_tunnel_reconnects_total{target=\"staging\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nexus_dependency_up{dependency=\"sshTunnel\",target=\"staging\"} 0"),
+            "a family's own labels and the target's: {text}"
+        );
+        assert!(
+            text.contains("nexus_mcp_in_flight 0"),
+            "process families stay unlabelled"
+        );
     }
 }

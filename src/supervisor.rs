@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::Backoff;
-use crate::config::Config;
+use crate::config::TargetConfig;
 use crate::error::ErrorClass;
 use crate::health::{self, Health, Observation, Stage};
-use crate::metrics::Metrics;
+use crate::metrics::TargetMetrics;
 use crate::mongo::{Mongo, Route};
 use crate::tunnel::{Tunnel, TunnelError, TunnelState};
 
@@ -69,8 +69,8 @@ pub enum StartupError {
 
 /// What the stages share.
 pub struct Supervisor<'a> {
-    pub config: &'a Config,
-    pub metrics: &'a Metrics,
+    pub config: &'a TargetConfig,
+    pub metrics: &'a TargetMetrics,
     pub health: &'a Health,
     /// Owns the background checks.
     pub tasks: &'a TaskTracker,
@@ -477,8 +477,8 @@ pub struct CheckLine {
 /// `nexus-mcp check`: runs each stage of [`STARTUP`] once, in order, stopping at the first failure. Returns one
 /// line per stage run and the failing stage, if any.
 pub async fn check(
-    config: &Config,
-    metrics: &Metrics,
+    config: &TargetConfig,
+    metrics: &TargetMetrics,
     mcp_summary: impl FnOnce() -> String,
 ) -> (Vec<CheckLine>, Option<Stage>) {
     let mut lines = Vec::new();
@@ -519,8 +519,8 @@ pub async fn check(
 /// `check`'s tunnel stage: an ephemeral forward (`check` must work beside a running server that holds
 /// `tunnel.local_listen`), and the first outcome of its session within the connect timeouts. `None` without SSH.
 async fn check_tunnel(
-    config: &Config,
-    metrics: &Metrics,
+    config: &TargetConfig,
+    metrics: &TargetMetrics,
     stop: &CancellationToken,
     spec: &StageSpec,
 ) -> Option<Result<(Tunnel, String), (ErrorClass, String)>> {
@@ -551,8 +551,8 @@ async fn check_tunnel(
 
 /// `check`'s mongodb stage: one attempt, then what the driver sees of the deployment.
 async fn check_mongodb(
-    config: &Config,
-    metrics: &Metrics,
+    config: &TargetConfig,
+    metrics: &TargetMetrics,
     forward: Option<&Tunnel>,
 ) -> Result<String, (ErrorClass, String)> {
     let mongo = Mongo::connect(config.mongo.clone(), &route(forward), metrics.mongo.clone())

@@ -353,10 +353,10 @@ def test_bastion_address_port_and_sidecar_bypass_agree():
 
 def shutdown_close_budget() -> float:
     """What nexus-mcp may spend after the drain: one CLOSE_GRACE per component it closes once draining
-    (src/app.rs: the HTTP server, the tunnel, the background tasks)."""
-    app = (REPO / "src" / "app.rs").read_text()
+    (src/app/mod.rs: the HTTP server, the tunnels, the background tasks)."""
+    app = (REPO / "src" / "app" / "mod.rs").read_text()
     grace = int(re.search(r"const CLOSE_GRACE: Duration = Duration::from_secs\((\d+)\);", app).group(1))
-    after_drain = app[app.index("health.set_draining();"):]
+    after_drain = app[app.index("probes.set_draining();"):]
     return grace * after_drain.count("timeout(CLOSE_GRACE")
 
 

@@ -18,6 +18,7 @@
 mod raw;
 mod ssh_config;
 mod ssh_resolve;
+mod targets;
 mod validate;
 
 pub use ssh_resolve::SshSetting;
@@ -100,16 +101,33 @@ impl Sources {
 #[derive(Clone, Debug, Serialize)]
 pub struct Config {
     pub server: ServerConfig,
+    /// The MongoDBs the tools reach: the top-level `[ssh]`/`[tunnel]`/`[mongo]`/`[mcp]` (the target `default`,
+    /// first) unless only `[targets.*]` are configured, then the named targets by name. Never empty.
+    pub targets: Vec<TargetConfig>,
+    /// Whether the configuration has `[targets.*]` sections: then tools take `connectionId`, and probes, metrics
+    /// and the audit line carry the target's name.
+    pub named: bool,
+    pub log: LogConfig,
+    pub health: HealthConfig,
+}
+
+/// One MongoDB target: everything a supervised tunnel + driver + the tools' guards need.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetConfig {
+    pub name: String,
+    /// Whether `/ready` and `/startup` wait for it (`targets.<name>.required`; the default target always).
+    pub required: bool,
     /// `None` when `ssh.enabled = false`: MongoDB is reached directly.
     pub tunnel: Option<TunnelConfig>,
     pub mongo: MongoConfig,
     pub mcp: McpConfig,
-    pub log: LogConfig,
-    /// The resolved `[ssh]` settings and where each came from (nexus-mcp's config, ssh_config, defaults): printed by
-    /// `check`. Empty when `ssh.enabled = false`.
+    /// The resolved `[ssh]` settings and where each came from (nexus-mcp's config, ssh_config, defaults): printed
+    /// by `check`. Empty when `ssh.enabled = false`.
     pub ssh_settings: Vec<SshSetting>,
-    pub health: HealthConfig,
 }
+
+/// The name of the target the top-level sections describe.
+pub const DEFAULT_TARGET: &str = "default";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Loading.
@@ -119,9 +137,10 @@ pub struct Config {
 /// # Errors
 /// [`ConfigError`] naming the key or file at fault.
 pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
-    let raw = layered(sources)?;
+    let (mut raw, merged) = layered(sources)?;
+    let named = targets::layered(std::mem::take(&mut raw.targets), &merged)?;
     let explicit = ssh_resolve::Explicit::from_sources(sources)?;
-    validate::all(raw, sources.insecure_no_auth, &explicit)
+    validate::all(raw, named, sources.insecure_no_auth, &explicit)
 }
 
 /// The `--config` file's text.
@@ -158,7 +177,8 @@ fn env_source(sources: &Sources) -> config::Environment {
     env
 }
 
-fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
+/// The layers, merged: type-checked, and as values (named targets are read again from them).
+fn layered(sources: &Sources) -> Result<(Raw, config::Config), ConfigError> {
     use config::{File, FileFormat};
 
     let mut builder =
@@ -219,8 +239,14 @@ fn layered(sources: &Sources) -> Result<Raw, ConfigError> {
             .map_err(from_config_error)?;
     }
     let merged = builder.build().map_err(from_config_error)?;
+    let raw = typed(merged.clone(), "")?;
+    Ok((raw, merged))
+}
+
+/// `merged` as [`Raw`]; errors name the key, after `prefix` (a named target's `targets.<name>.`).
+fn typed(merged: config::Config, prefix: &str) -> Result<Raw, ConfigError> {
     serde_path_to_error::deserialize(merged).map_err(|e| {
-        let key = e.path().to_string();
+        let key = format!("{prefix}{}", e.path());
         let reason = crate::error::first_line(&from_config_error(e.into_inner()).to_string());
         ConfigError::invalid(key, with_suggestion(&reason))
     })
@@ -381,8 +407,8 @@ mod tests {
         let (_d, s) = sources(MINIMAL, &[]);
         let c = load(&s).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:3000".parse().unwrap());
-        assert!(c.mcp.read_only);
-        let t = c.tunnel.unwrap();
+        assert!(c.targets[0].mcp.read_only);
+        let t = c.targets[0].tunnel.clone().unwrap();
         assert_eq!(t.bastion.to_string(), "tunnel@bastion.example.com:22");
         assert_eq!(t.forward_to, Some(("mongo.internal".into(), 27018)));
         assert!(!t.socks, "a single plain host keeps the fixed forward");
@@ -405,7 +431,7 @@ mod tests {
             ],
         );
         let c = load(&s).unwrap();
-        let t = c.tunnel.as_ref().unwrap();
+        let t = c.targets[0].tunnel.as_ref().unwrap();
         assert_eq!(t.bastion.port, 2222, "seed names win over NEXUS_*");
         assert_eq!(t.jumps[0].to_string(), "a@j1:2201");
         assert_eq!(t.jumps[1].to_string(), "tunnel@j2:22");

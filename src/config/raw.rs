@@ -2,6 +2,7 @@
 //! Unknown keys are errors (`deny_unknown_fields`). Nothing here is validated beyond its type; `validate` builds
 //! each component's own config type from these.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,6 +24,30 @@ pub(super) struct Raw {
     pub(super) mcp: RawMcp,
     pub(super) log: RawLog,
     pub(super) health: RawHealth,
+    /// `[targets.<name>]`: named targets (read again, each over the compiled-in defaults, by the loader).
+    #[serde(default)]
+    pub(super) targets: BTreeMap<String, RawTarget>,
+}
+
+/// A `[targets.<name>]` table as typed. Its sections are kept as values here: the loader layers each over the
+/// compiled-in defaults (and `[mcp]` over the top-level one) and reads it as the top-level section would be.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTarget {
+    #[serde(default = "required_by_default")]
+    pub(super) required: bool,
+    #[serde(default)]
+    pub(super) ssh: Option<config::Map<String, config::Value>>,
+    #[serde(default)]
+    pub(super) tunnel: Option<config::Map<String, config::Value>>,
+    #[serde(default)]
+    pub(super) mongo: Option<config::Map<String, config::Value>>,
+    #[serde(default)]
+    pub(super) mcp: Option<config::Map<String, config::Value>>,
+}
+
+fn required_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]

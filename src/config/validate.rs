@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{Raw, RawHealth, RawLog, RawMcp, RawMongo};
+use super::raw::{Raw, RawHealth, RawLog, RawMcp, RawMongo, RawSsh, RawTunnel};
 use super::ssh_resolve;
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, DEFAULT_TARGET, TargetConfig};
 use crate::health::HealthConfig;
 use crate::logging::LogConfig;
 use crate::mcp::McpConfig;
@@ -42,14 +42,75 @@ impl Sections<'static> {
     };
 }
 
-/// The whole configuration, from the top-level sections.
+/// The whole configuration: the top-level sections (the target `default`, when there are no `[targets.*]` or the
+/// top level names a MongoDB), then each named target's, already layered over the defaults by the loader.
 pub(super) fn all(
     raw: Raw,
+    named: Vec<(String, bool, Raw)>,
     insecure_no_auth: bool,
     explicit: &ssh_resolve::Explicit,
 ) -> Result<Config, ConfigError> {
     let server = server::server(raw.server, insecure_no_auth)?;
-    let at = Sections::TOP;
+    let log = log(raw.log)?;
+    let health = health(raw.health)?;
+    let has_named = !named.is_empty();
+    let mut targets = Vec::new();
+    if !has_named || raw.mongo.uri.is_some() || raw.mongo.uri_file.is_some() {
+        let default = Parts {
+            ssh: raw.ssh,
+            tunnel: raw.tunnel,
+            mongo: raw.mongo,
+            mcp: raw.mcp,
+        };
+        targets.push(target(
+            Sections::TOP,
+            DEFAULT_TARGET,
+            true,
+            default,
+            explicit,
+        )?);
+    }
+    for (name, required, raw) in named {
+        let paths = ["ssh", "tunnel", "mongo", "mcp"].map(|s| format!("targets.{name}.{s}"));
+        let at = Sections {
+            ssh: &paths[0],
+            tunnel: &paths[1],
+            mongo: &paths[2],
+            mcp: &paths[3],
+        };
+        let parts = Parts {
+            ssh: raw.ssh,
+            tunnel: raw.tunnel,
+            mongo: raw.mongo,
+            mcp: raw.mcp,
+        };
+        targets.push(target(at, &name, required, parts, explicit)?);
+    }
+    Ok(Config {
+        server,
+        targets,
+        named: has_named,
+        log,
+        health,
+    })
+}
+
+/// The sections one target is made of, as typed.
+struct Parts {
+    ssh: RawSsh,
+    tunnel: RawTunnel,
+    mongo: RawMongo,
+    mcp: RawMcp,
+}
+
+/// One target from its sections (`at`: where they are, for the keys errors name).
+fn target(
+    at: Sections<'_>,
+    name: &str,
+    required: bool,
+    raw: Parts,
+    explicit: &ssh_resolve::Explicit,
+) -> Result<TargetConfig, ConfigError> {
     let mut mongo = mongo(at.mongo, raw.mongo)?;
     mongo.needs_primary = !raw.mcp.read_only;
     let (tunnel, ssh_settings) = if raw.ssh.enabled {
@@ -58,17 +119,13 @@ pub(super) fn all(
     } else {
         (None, Vec::new())
     };
-    let mcp = mcp(at.mcp, raw.mcp)?;
-    let log = log(raw.log)?;
-    let health = health(raw.health)?;
-    Ok(Config {
-        server,
+    Ok(TargetConfig {
+        name: name.to_string(),
+        required,
         tunnel,
         mongo,
-        mcp,
-        log,
+        mcp: mcp(at.mcp, raw.mcp)?,
         ssh_settings,
-        health,
     })
 }
 
@@ -93,7 +150,10 @@ fn mongo(section: &str, raw: RawMongo) -> Result<MongoConfig, ConfigError> {
     let uri = secret_value(&uri_key, raw.uri, raw.uri_file)?.ok_or_else(|| {
         ConfigError::invalid(
             &uri_key,
-            format!("missing: set {uri_key}, {uri_key}_file or MONGO_URI"),
+            match section {
+                "mongo" => format!("missing: set {uri_key}, {uri_key}_file or MONGO_URI"),
+                _ => format!("missing: set {uri_key} or {uri_key}_file"),
+            },
         )
     })?;
     let uri =
@@ -298,7 +358,8 @@ mod tests {
         let (_d, s) = sources(&toml, &[]);
         let c = load(&s).unwrap();
         assert_eq!(
-            c.tunnel
+            c.targets[0]
+                .tunnel
                 .as_ref()
                 .unwrap()
                 .auth

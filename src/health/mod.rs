@@ -32,6 +32,7 @@ mod latch;
 mod probes;
 mod readiness;
 mod status;
+mod targets;
 
 use std::sync::atomic::{AtomicBool, AtomicU8};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -46,6 +47,7 @@ pub use latch::Stage;
 pub use probes::Probe;
 pub use readiness::{NotReady, Verdict, decide};
 pub use status::{CheckStatus, FLIP_AFTER, Observation};
+pub use targets::{Probes, TargetHealth};
 
 use crate::metrics::{HealthMetrics, StartupMetrics};
 
@@ -183,7 +185,7 @@ mod testing {
     }
 
     pub fn with_policy(readiness: ReadinessPolicy) -> Health {
-        let m = Metrics::new();
+        let m = Metrics::new().target(None);
         let config = HealthConfig {
             readiness,
             unready_window: WINDOW,

@@ -80,13 +80,8 @@ impl Health {
             .iter()
             .map(|c| (c.name.to_string(), lock(&c.status).json()))
             .collect();
-        let status = match (ok, degraded) {
-            (true, true) => "degraded",
-            (true, false) => "healthy",
-            (false, _) => "unhealthy",
-        };
         let mut body = json!({
-            "status": status,
+            "status": status_word(ok, degraded),
             "stage": self.stage().as_str(),
             "checks": checks,
             "timestamp": crate::rfc3339::now(),
@@ -105,6 +100,15 @@ impl Health {
             });
         }
         (ok, body)
+    }
+}
+
+/// A body's `status`: `healthy`, `degraded` (ready only by the fleet policy) or `unhealthy`.
+pub(super) fn status_word(ok: bool, degraded: bool) -> &'static str {
+    match (ok, degraded) {
+        (true, true) => "degraded",
+        (true, false) => "healthy",
+        (false, _) => "unhealthy",
     }
 }
 

@@ -37,7 +37,7 @@ use axum::routing::{any, get};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
-use crate::health::{Health, Probe};
+use crate::health::{Probe, Probes};
 use crate::metrics::Metrics;
 
 /// Where the MCP service is mounted once ready.
@@ -96,7 +96,7 @@ impl Drop for InFlightGuard {
 /// What the handlers need.
 #[derive(Clone)]
 pub struct HttpState {
-    pub health: Health,
+    pub health: Probes,
     pub metrics: Arc<Metrics>,
     pub mcp: McpSlot,
     pub in_flight: Arc<InFlight>,
@@ -155,11 +155,7 @@ fn verbose(query: &RawQuery) -> bool {
 }
 
 fn probe(s: &HttpState, which: Probe, verbose: bool) -> Response {
-    let (ok, body) = if verbose {
-        s.health.report_verbose(which)
-    } else {
-        s.health.report(which)
-    };
+    let (ok, body) = s.health.report(which, verbose);
     let code = if ok {
         StatusCode::OK
     } else {

@@ -30,6 +30,7 @@ pub struct Connection {
     /// Whether writes are refused on it.
     pub read_only: bool,
     /// Why it is not ready, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
 }
 

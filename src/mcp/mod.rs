@@ -27,7 +27,8 @@ pub use server::NexusServer;
 
 /// Creates every `nexus_mcp_*` series (each method, each tool × outcome) before `/metrics` first answers, so a
 /// scrape during startup already sees them. [`NexusServer::new`] does the same; creating twice is harmless.
-pub fn precreate_metrics(metrics: &metrics::McpMetrics, read_only: bool, named: Option<&[String]>) {
-    let tools = registry::router(read_only, named).list_all();
+pub fn precreate_metrics(metrics: &metrics::McpMetrics, targets: &targets::Targets) {
+    let names = server::names(targets);
+    let tools = registry::router(!targets.any_writable(), names.as_deref()).list_all();
     requests::precreate(metrics, tools.iter().map(|t| t.name.as_ref()));
 }

@@ -213,7 +213,7 @@ impl ServerHandler for NexusServer {
 }
 
 /// The targets' names when the configuration names them (then tools take `connectionId`).
-fn names(targets: &Targets) -> Option<Vec<String>> {
+pub(super) fn names(targets: &Targets) -> Option<Vec<String>> {
     targets
         .named()
         .then(|| targets.iter().map(|t| t.name.to_string()).collect())

@@ -105,6 +105,14 @@ impl Redis {
         })
     }
 
+    /// The same connection with keys under `prefix` + `scope` + `:` (e.g. one named target's peer health).
+    pub fn scoped(&self, scope: &str) -> Self {
+        Self {
+            prefix: format!("{}{scope}:", self.prefix),
+            ..self.clone()
+        }
+    }
+
     /// `prefix` + `name`.
     fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)

@@ -56,7 +56,8 @@ class Nexus:
         config = {section: dict(keys) for section, keys in config.items()}
         server = config.setdefault("server", {})
         server.setdefault("listen", f"127.0.0.1:{free_port()}")
-        if config.get("ssh", {}).get("enabled", True):
+        named_targets = any(section.startswith("targets.") for section in config)
+        if config.get("ssh", {}).get("enabled", True) and not named_targets:
             config.setdefault("tunnel", {}).setdefault("local_listen", f"127.0.0.1:{free_port()}")
             # The whole suite can run with another route: NEXUS_TEST_TUNNEL_MODE=socks make test-socks.
             if os.environ.get("NEXUS_TEST_TUNNEL_MODE"):

@@ -309,7 +309,7 @@ mod tests {
                 ),
                 &[],
             );
-            load(&s).unwrap().tunnel.unwrap()
+            load(&s).unwrap().targets[0].tunnel.clone().unwrap()
         };
         let rs = tunnel("mongodb://u:p@m0:1,m1:2,m2/?replicaSet=rs0", "auto");
         assert!(rs.socks);
@@ -340,7 +340,7 @@ mod tests {
             );
             load(&s).unwrap()
         };
-        assert!(c.tunnel.is_none());
+        assert!(c.targets[0].tunnel.is_none());
     }
 
     #[test]
@@ -361,7 +361,7 @@ mod tests {
                 ("NEXUS_SSH__PRIVATE_KEY", "{key}"),
             ],
         );
-        let auth = load(&s).unwrap().tunnel.unwrap().auth;
+        let auth = load(&s).unwrap().targets[0].tunnel.clone().unwrap().auth;
         assert_eq!(auth.certificates, auth.private_keys);
         assert_eq!(auth.certificates.len(), 1);
     }
@@ -390,11 +390,11 @@ mod tests {
         let explicit = ssh_resolve::Explicit::default();
         let raw = || super::super::super::layered(&s).unwrap();
         let uri = MongoUri::parse("mongodb://a,b/").unwrap();
-        let e = tunnel(at, raw().ssh, raw().tunnel, &uri, &explicit).unwrap_err();
+        let e = tunnel(at, raw().0.ssh, raw().0.tunnel, &uri, &explicit).unwrap_err();
         assert_eq!(e.to_string(), "targets.prod.ssh.host: missing");
-        let mut ssh = raw().ssh;
+        let mut ssh = raw().0.ssh;
         ssh.host = Some("h".into());
-        let e = tunnel(at, ssh, raw().tunnel, &uri, &explicit)
+        let e = tunnel(at, ssh, raw().0.tunnel, &uri, &explicit)
             .unwrap_err()
             .to_string();
         assert!(

@@ -10,6 +10,8 @@
 //! stop → return. A fatal stage, or shutdown requested during startup, stops the same parts in the same order
 //! (`Running::close`) before returning.
 
+mod target;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,25 +26,24 @@ use tokio_util::task::TaskTracker;
 use crate::audit::Audit;
 use crate::config::{Config, ConfigError};
 use crate::error::ErrorClass;
-use crate::health::{self, Health, Probe, ReadinessPolicy};
+use crate::health::{Probes, ReadinessPolicy};
 use crate::http::edge::Edge;
 use crate::http::relay::{self, Relay};
 use crate::http::sessions::{CappedSessions, SessionLimits};
 use crate::http::tokens::Tokens;
 use crate::http::{self, HttpState, InFlight, McpSlot, Transport};
 use crate::mcp::NexusServer;
-use crate::mcp::guard::Guard;
 use crate::mcp::server::ResourceSource;
-use crate::mcp::targets::{DEFAULT, Target, Targets};
-use crate::mcp::tools::ToolContext;
+use crate::mcp::targets::Targets;
 use crate::metrics::Metrics;
 use crate::store::peers::RedisPeers;
 use crate::store::relay::RedisRelay;
 use crate::store::sessions::RedisSessions;
 use crate::store::{self, Redis};
-use crate::supervisor::{StartupError, Supervisor};
+use crate::supervisor::StartupError;
 use crate::tunnel::Tunnel;
 use rmcp::transport::streamable_http_server::session::store::SessionStore;
+use target::Runtime;
 
 /// How long the HTTP server and the tunnel get to close after the drain.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -83,17 +84,12 @@ async fn reload_on_sighup(tokens: Arc<Tokens>, stop: CancellationToken) {
 /// unusable; other errors are unexpected.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let checks: &[&'static str] = if config.tunnel.is_some() {
-        &[health::SSH_TUNNEL, health::MONGODB]
-    } else {
-        &[health::MONGODB]
-    };
-    let health = Health::new(
-        checks,
-        config.health.clone(),
-        metrics.health.clone(),
-        metrics.startup.clone(),
-    );
+    let targets: Vec<Runtime> = config
+        .targets
+        .iter()
+        .map(|t| Runtime::new(t.clone(), config.named, &metrics, &config.health))
+        .collect();
+    let probes = Probes::new(targets.iter().map(Runtime::probe).collect(), config.named);
     let stdio = config.server.transport == Transport::Stdio;
     let tokens = Arc::new(match &config.server.auth_tokens_file {
         Some(path) => Tokens::load(path).map_err(|e| ConfigError::Invalid {
@@ -138,7 +134,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         crate::mcp::scopes::tool_class,
     ));
 
-    crate::mcp::precreate_metrics(&metrics.mcp, config.mcp.read_only, None);
+    let tool_targets = Targets::new(
+        targets.iter().map(Runtime::tool_target).collect(),
+        config.named,
+    );
+    crate::mcp::precreate_metrics(&metrics.mcp, &tool_targets);
     // HTTP first, so the probes answer during startup. With stdio, probes are a bonus: a busy port only warns.
     let mcp_slot = McpSlot::default();
     let in_flight = Arc::new(InFlight::default());
@@ -150,7 +150,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 .context("reading the bound HTTP address")?;
             tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "http listening: /mcp /health /ready /startup /metrics");
             let router = http::router(HttpState {
-                health: health.clone(),
+                health: probes.clone(),
                 metrics: metrics.clone(),
                 mcp: mcp_slot.clone(),
                 in_flight: in_flight.clone(),
@@ -158,7 +158,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             });
             if let Some(warning) = http::conn::fd_budget_warning(
                 config.server.max_connections,
-                config.tunnel.as_ref().map_or(0, |t| t.max_connections),
+                config
+                    .targets
+                    .iter()
+                    .filter_map(|t| t.tunnel.as_ref())
+                    .map(|t| t.max_connections)
+                    .sum(),
             ) {
                 tracing::warn!("{warning}");
             }
@@ -208,48 +213,36 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         tasks: tasks.clone(),
     };
     if config.health.readiness == ReadinessPolicy::Fleet {
-        let board = redis.clone().map(|r| {
-            let id = store::peers::replica_id();
+        let id = store::peers::replica_id();
+        if redis.is_some() {
             tracing::info!(replica = %id, "fleet readiness: peers through the shared store");
-            RedisPeers::new(r, id, config.health.peer_interval)
-        });
-        tasks.spawn(health.clone().run_fleet(board, stop.clone()));
+        }
+        for t in &targets {
+            // Each target's checks are compared with the same target's on the peers.
+            let board = redis.clone().map(|r| {
+                let r = if config.named {
+                    r.scoped(&format!("target:{}", t.config.name))
+                } else {
+                    r
+                };
+                RedisPeers::new(r, id.clone(), config.health.peer_interval)
+            });
+            tasks.spawn(t.health.clone().run_fleet(board, stop.clone()));
+        }
     }
     if tokens.enabled() {
         tasks.spawn(tokens.clone().watch(TOKENS_POLL, stop.clone()));
         tasks.spawn(reload_on_sighup(tokens.clone(), stop.clone()));
     }
-    let supervisor = Supervisor {
-        config: &config,
-        metrics: &metrics,
-        health: &health,
-        tasks: &tasks,
-        stop: &stop,
-    };
-    let mongo_cell = Arc::new(std::sync::OnceLock::new());
-    let tunnel_cell = Arc::new(std::sync::OnceLock::new());
-    let targets = Targets::new(
-        vec![Target {
-            name: DEFAULT.into(),
-            required: true,
-            ctx: ToolContext {
-                mongo: mongo_cell.clone(),
-                max_time: config.mongo.max_time,
-                guard: Arc::new(Guard::new(&config.mcp)),
-                confirm_destructive: config.mcp.confirm_destructive,
-                confirm_update_above: config.mcp.confirm_update_above,
-                confirm_key: config.mcp.confirm_key.clone(),
-            },
-            health: health.clone(),
-            named: false,
-        }],
-        false,
-    );
+    let statuses: Vec<_> = targets
+        .iter()
+        .map(|t| (t.config.name.clone(), t.status_source()))
+        .collect();
     let server = NexusServer::new(
-        targets,
+        tool_targets.clone(),
         metrics.mcp.clone(),
-        status_source(&health, &metrics, tunnel_cell.clone()),
-        serde_json::to_value(&config).unwrap_or(Value::Null),
+        status_source(statuses, tool_targets.clone(), config.named),
+        config_resource(&config),
         audit,
     );
     let tools = server.tool_names();
@@ -323,50 +316,45 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     };
     tokio::pin!(stop_requested);
 
-    // The tunnel's local forward (retried while another process holds it) and the driver's options.
-    let tunnel = tokio::select! {
-        tunnel = supervisor.start_tunnel() => tunnel,
-        () = &mut stop_requested => Err(StartupError::Cancelled),
-    };
-    let tunnel = match tunnel {
-        Ok(tunnel) => tunnel,
-        Err(e) => return running.end_startup(None, e).await,
-    };
-    let mongo_options = tokio::select! {
-        options = supervisor.mongo_options(tunnel.as_ref()) => options,
-        () = &mut stop_requested => Err(StartupError::Cancelled),
-    };
-    let mongo_options = match mongo_options {
-        Ok(options) => options,
-        Err(e) => return running.end_startup(tunnel.as_ref(), e).await,
-    };
-    if let Some(t) = &tunnel {
-        let _ = tunnel_cell.set(t.clone());
-    }
-
-    let startup = supervisor.run(tunnel.as_ref(), mongo_options, |mongo| {
-        let _ = mongo_cell.set(mongo.clone());
-        format!(
-            "{} tools ({}), MCP over {}",
-            tools.len(),
-            if config.mcp.read_only {
-                "read-only"
-            } else {
-                "read-write"
-            },
-            if stdio { "stdio" } else { "HTTP at /mcp" }
-        )
-    });
-    tokio::select! {
-        result = startup => match result {
-            Ok(_mongo) => stop_requested.await,
-            Err(StartupError::Cancelled) => {}
-            Err(e) => return running.end_startup(tunnel.as_ref(), e).await,
+    // Each target's stages, side by side: a required target's startup closes the server's latch (`/startup`);
+    // an optional one keeps retrying in the background. A configuration problem in any ends the process.
+    let summary = format!(
+        "{} tools ({}), MCP over {}",
+        tools.len(),
+        if tool_targets.any_writable() {
+            "read-write"
+        } else {
+            "read-only"
         },
-        () = &mut stop_requested => {}
+        if stdio { "stdio" } else { "HTTP at /mcp" }
+    );
+    let mut stages: futures::stream::FuturesUnordered<_> = targets
+        .iter()
+        .map(|t| t.start(&tasks, &stop, summary.clone()))
+        .collect();
+    let failed = loop {
+        tokio::select! {
+            next = futures::StreamExt::next(&mut stages) => match next {
+                Some(Ok(())) => {}
+                Some(Err(e)) => break Some(e),
+                None => {
+                    (&mut stop_requested).await;
+                    break None;
+                }
+            },
+            () = &mut stop_requested => break None,
+        }
+    };
+    drop(stages);
+    let tunnels: Vec<Tunnel> = targets
+        .iter()
+        .filter_map(|t| t.tunnel.get().cloned())
+        .collect();
+    if let Some(e) = failed {
+        return running.end_startup(&tunnels, e).await;
     }
 
-    health.set_draining();
+    probes.set_draining();
     tracing::info!(
         in_flight = in_flight.current(),
         "shutting down: /ready is 503, draining in-flight requests"
@@ -378,7 +366,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             "drain overran server.shutdown_grace; closing anyway"
         );
     }
-    running.close(tunnel.as_ref()).await;
+    running.close(&tunnels).await;
     tracing::info!("shutdown complete");
     Ok(())
 }
@@ -398,7 +386,7 @@ struct Running {
 
 impl Running {
     /// Stops everything and waits for it, each part up to [`CLOSE_GRACE`] (a warning names what overran).
-    async fn close(self, tunnel: Option<&Tunnel>) {
+    async fn close(self, tunnels: &[Tunnel]) {
         self.http_stop.cancel();
         if let Some(task) = self.http_task
             && tokio::time::timeout(CLOSE_GRACE, task).await.is_err()
@@ -407,11 +395,8 @@ impl Running {
         }
         self.stop.cancel();
         self.tasks.close();
-        if let Some(tunnel) = tunnel
-            && tokio::time::timeout(CLOSE_GRACE, tunnel.stopped())
-                .await
-                .is_err()
-        {
+        let stopped = futures::future::join_all(tunnels.iter().map(Tunnel::stopped));
+        if tokio::time::timeout(CLOSE_GRACE, stopped).await.is_err() {
             tracing::warn!("tunnel did not close in time");
         }
         if tokio::time::timeout(CLOSE_GRACE, self.tasks.wait())
@@ -424,8 +409,8 @@ impl Running {
 
     /// Startup ended before the stages completed: stops what runs, then returns the reason (none when shutdown
     /// was requested).
-    async fn end_startup(self, tunnel: Option<&Tunnel>, e: StartupError) -> anyhow::Result<()> {
-        self.close(tunnel).await;
+    async fn end_startup(self, tunnels: &[Tunnel], e: StartupError) -> anyhow::Result<()> {
+        self.close(tunnels).await;
         match e {
             StartupError::Cancelled => {
                 tracing::info!("shutdown complete (during startup)");
@@ -474,28 +459,48 @@ fn mcp_router(
     axum::Router::new().nest_service("/mcp", service)
 }
 
-/// `nexus://status`: the readiness body plus the tunnel's live state and counters.
+/// `nexus://status`: the readiness body plus the tunnel's live state and counters; with named targets, one such
+/// entry per target and the `connections` list-connections shows.
 fn status_source(
-    health: &Health,
-    metrics: &Metrics,
-    tunnel: Arc<std::sync::OnceLock<Tunnel>>,
+    statuses: Vec<(String, ResourceSource)>,
+    targets: Targets,
+    named: bool,
 ) -> ResourceSource {
-    let health = health.clone();
-    let t = metrics.tunnel.clone();
+    if !named {
+        return statuses
+            .into_iter()
+            .next()
+            .map(|(_, s)| s)
+            .expect("at least one target");
+    }
     Arc::new(move || {
-        let (ready, mut body) = health.report(Probe::Readiness);
-        body["ready"] = json!(ready);
-        if let Some(tunnel) = tunnel.get() {
-            body["tunnel"] = json!({
-                "state": tunnel.state().borrow().describe(),
-                "localAddr": tunnel.local_addr().map(|a| a.to_string()),
-                "socksAddr": tunnel.socks().map(|s| s.addr.to_string()),
-                "reconnects": t.reconnects.get(),
-                "channelsActive": t.channels_active.get(),
-                "bytesTx": t.bytes_tx.get(),
-                "bytesRx": t.bytes_rx.get(),
-            });
-        }
-        body
+        let entries: serde_json::Map<String, Value> = statuses
+            .iter()
+            .map(|(name, s)| (name.clone(), s()))
+            .collect();
+        let connections: Vec<Value> = targets.iter().map(|t| t.describe()).collect();
+        json!({ "connections": connections, "targets": entries })
     })
+}
+
+/// `nexus://config`: the effective settings (secrets print as `***`). Without named targets, the one target's
+/// sections stand at the top level, as the user wrote them (`tunnel`, `mongo`, `mcp`, `ssh_settings`).
+fn config_resource(config: &Config) -> Value {
+    let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
+    if config.named {
+        return value;
+    }
+    if let Some(top) = value.as_object_mut() {
+        top.remove("named");
+        if let Some(Value::Array(mut targets)) = top.remove("targets")
+            && let Some(Value::Object(target)) = targets.pop()
+        {
+            for (key, v) in target {
+                if key != "name" && key != "required" {
+                    top.insert(key, v);
+                }
+            }
+        }
+    }
+    value
 }
