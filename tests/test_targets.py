@@ -194,3 +194,13 @@ def test_the_typescript_sdk_routes_by_connection_id_and_lists_connections(target
     assert [c["connectionId"] for c in r.structured["connections"]] == ["prod", "staging"]
     r = ts_call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "orders", "connectionId": "nope"})
     assert r.ok and r.is_error and 'unknown connectionId "nope"' in r.text, str(r)
+
+
+def test_without_named_targets_connection_id_is_accepted_and_ignored(targets):
+    """The official server's clients send the id of their own `connect`; a single-database server answers as it
+    always did, and advertises neither `connectionId` nor list-connections."""
+    nexus = targets["prod"].nexus()
+    nexus.wait_ready()
+    assert env_of(nexus, "3f0c1a9e-any-id") == "prod"
+    tools = {t.name: t for t in list_tools(nexus.mcp_url)}
+    assert "list-connections" not in tools and "connectionId" not in tools["find"].input_schema["properties"]

@@ -174,6 +174,25 @@ fn env_source(sources: &Sources) -> config::Environment {
     for key in LIST_KEYS {
         env = env.with_list_parse_key(key);
     }
+    // A named target's lists, e.g. NEXUS_TARGETS__PROD__MCP__DENIED_DATABASES=a,b.
+    let target_prefix = format!("{ENV_PREFIX}TARGETS{ENV_SEPARATOR}");
+    let mut names: Vec<String> = sources
+        .env
+        .keys()
+        .filter_map(|k| k.strip_prefix(&target_prefix))
+        .filter_map(|rest| rest.split(ENV_SEPARATOR).next())
+        .map(str::to_lowercase)
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        for key in LIST_KEYS
+            .iter()
+            .filter(|k| k.starts_with("ssh.") || k.starts_with("mcp."))
+        {
+            env = env.with_list_parse_key(&format!("targets.{name}.{key}"));
+        }
+    }
     env
 }
 

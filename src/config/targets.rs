@@ -103,3 +103,91 @@ mod tests {
         assert!(e.contains("top-level"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod layering_tests {
+    use super::super::load;
+    use super::super::testing::sources;
+
+    const TWO: &str = r#"
+        [mcp]
+        read_only = false
+        max_documents = 70
+        [targets.prod.ssh]
+        host = "prod-bastion"
+        user = "deploy"
+        agent = true
+        [targets.prod.mongo]
+        uri = "mongodb://prod-db:27017"
+        [targets.prod.mcp]
+        read_only = true
+        [targets.staging]
+        required = false
+        [targets.staging.ssh]
+        host = "staging-bastion"
+        user = "deploy"
+        agent = true
+        port = 2222
+        [targets.staging.mongo]
+        uri = "mongodb://staging-db:27017"
+    "#;
+
+    #[test]
+    fn named_targets_layer_over_the_defaults_and_mcp_over_the_top_level() {
+        let (_d, s) = sources(
+            TWO,
+            &[(
+                "NEXUS_TARGETS__STAGING__MCP__DENIED_DATABASES",
+                "hr,billing",
+            )],
+        );
+        let c = load(&s).unwrap();
+        assert!(c.named);
+        let names: Vec<&str> = c.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["prod", "staging"],
+            "no default without top-level [mongo]"
+        );
+        let (prod, staging) = (&c.targets[0], &c.targets[1]);
+        assert!(prod.required && !staging.required);
+        assert!(prod.mcp.read_only && !staging.mcp.read_only);
+        assert_eq!(prod.mcp.max_documents, 70, "[mcp] is inherited");
+        assert_eq!(staging.mcp.denied_databases, ["hr", "billing"]);
+        let (p, st) = (
+            prod.tunnel.as_ref().unwrap(),
+            staging.tunnel.as_ref().unwrap(),
+        );
+        assert_eq!(
+            p.bastion.to_string(),
+            "deploy@prod-bastion:22",
+            "defaults apply"
+        );
+        assert_eq!(st.bastion.port, 2222);
+        assert_eq!(p.keepalive_interval, st.keepalive_interval);
+    }
+
+    #[test]
+    fn top_level_sections_are_the_default_target_beside_named_ones() {
+        let toml = format!("{}\n{TWO}", super::super::testing::MINIMAL);
+        let (_d, s) = sources(&toml, &[]);
+        let c = load(&s).unwrap();
+        let names: Vec<&str> = c.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["default", "prod", "staging"]);
+    }
+
+    #[test]
+    fn a_target_error_names_its_key() {
+        let bad = TWO.replace("port = 2222", "port = \"often\"");
+        let (_d, s) = sources(&bad, &[]);
+        let e = load(&s).unwrap_err().to_string();
+        assert!(e.contains("targets.staging.ssh.port"), "{e}");
+        let typo = TWO.replace("required = false", "requird = false");
+        let (_d, s) = sources(&typo, &[]);
+        let e = load(&s).unwrap_err().to_string();
+        assert!(
+            e.contains("targets.staging") && e.contains("requird"),
+            "{e}"
+        );
+    }
+}

@@ -240,8 +240,12 @@ impl NexusServer {
         let span =
             tracing::info_span!("tool", request_id = %meta.id, caller = %meta.caller, tool = %tool);
         let slot = Arc::new(std::sync::Mutex::new(None));
+        // Without named targets, `connectionId` is accepted and ignored, as it always was (the official server's
+        // clients send the id of their own `connect`).
         let target = if tool == super::connections::NAME {
             Ok(None)
+        } else if !self.targets.named() {
+            Ok(Some(self.targets.first()))
         } else {
             self.targets
                 .resolve(field(CONNECTION_ID).as_deref())
