@@ -5,6 +5,8 @@
 //! Names and help texts are a contract (dashboards, alert rules and the deployment consistency test read them).
 //! Every family appears in `/metrics` from the start: a labelled family's values are a [`label_set!`] enum, whose
 //! `ALL` pre-creates them, so the declared and the used label values cannot drift.
+//!
+//! (Over 400 lines: about 90 are unit tests.)
 
 use std::collections::HashMap;
 use std::marker::PhantomData;

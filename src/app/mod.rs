@@ -3,7 +3,8 @@
 //!
 //! Startup: bind HTTP (probes answer from the first moment) → bind the tunnel's local forward → build the MongoDB
 //! client and the MCP server → (stdio: serve MCP at once, tools answer "starting" until ready) → run the stages
-//! → (HTTP: mount `/mcp`) → ready.
+//! → (HTTP: mount `/mcp`) → ready. With named targets each target (`target::Runtime`) binds and runs its own
+//! stages, side by side; `/startup` closes when the required ones are up.
 //!
 //! Shutdown order: `/ready` turns 503 at once → in-flight `/mcp` requests drain (up to `server.shutdown_grace`)
 //! → the HTTP server stops → the tunnel closes its channels and disconnects the SSH session → background checks

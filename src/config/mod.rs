@@ -9,8 +9,8 @@
 //! Secrets are `Secret`s: their `Debug` and `Serialize` print `***`.
 //!
 //! Layout: this file (sources, layering, [`ConfigError`], typo suggestions, [`Config`]), `raw`, `validate` (and
-//! `validate/server`, `validate/tunnel`), `ssh_config` (reading an ssh_config file), `ssh_resolve` (merging it
-//! under the `[ssh]` keys the user set). This module reads files (secrets, `*_file` keys) but opens no sockets and
+//! `validate/server`, `validate/tunnel`), `targets` (each `[targets.<name>]` over the defaults), `ssh_config`
+//! (reading an ssh_config file), `ssh_resolve` (merging it under the `[ssh]` keys the user set). This module reads files (secrets, `*_file` keys) but opens no sockets and
 //! knows no component's behaviour.
 //!
 //! (Over 400 lines: about 190 are unit tests of the whole load and their helpers.)
