@@ -1,7 +1,8 @@
 //! Property-based fuzzing of everything that parses input from the network or a file: tool arguments, Extended
 //! JSON, the guards, database and collection names, the audit shape, the edge's JSON-RPC envelope, the MongoDB URI
-//! parser, the config loader and the tokens file (known_hosts and the JSON-RPC line check are fuzzed beside their
-//! private parsers, in the library's unit tests). Properties: no panic, and the security-relevant invariant of
+//! parser, the config loader (environment and file) and the tokens file (known_hosts, the JSON-RPC line check and
+//! the HTTP headers Host/Origin/Authorization are fuzzed beside their private parsers, in the library's unit
+//! tests). Properties: no panic, and the security-relevant invariant of
 //! each (JavaScript operators are always refused, a name that passes follows MongoDB's rules and a denied database
 //! is refused in any case, values never reach the audit log, passwords and tokens never appear in errors).
 //!
@@ -261,6 +262,65 @@ proptest! {
             Ok(_) => prop_assert!(!coll.is_empty() && !coll.contains(['$', '\0']) && !coll.starts_with('.')
                 && db.len() + 1 + coll.len() <= 255),
             Err(e) => prop_assert!(e.to_string().starts_with("`collection`"), "{e}"),
+        }
+    }
+}
+
+proptest! {
+    // Each case writes a file and runs the whole load: fewer cases keep the whole fuzz run under 10 s.
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A config file of real section and key names in any combination, with values of every TOML type and text
+    /// that is not TOML. The loader never panics, and no error echoes the URI's password.
+    #[test]
+    fn the_config_file_never_panics_or_echoes_the_uri_password(
+        lines in prop::collection::vec((
+            prop::sample::select(vec!["ssh", "tunnel", "mongo", "mcp", "server", "log", "health", "ssh.jump"]),
+            prop::sample::select(vec![
+                "port", "host", "user", "uri", "listen", "local_listen", "max_connections", "max_time",
+                "read_only", "denied_databases", "level", "keepalive_interval", "mode", "no_such_key",
+            ]),
+            prop_oneof![
+                "[ -~]{0,20}".prop_map(|v| format!("{v:?}")),
+                any::<i64>().prop_map(|v| v.to_string()),
+                any::<bool>().prop_map(|v| v.to_string()),
+                "[ -~]{0,12}".prop_map(|v| format!("[{v:?}, 1]")),
+                "[ -~]{0,20}",
+            ],
+        ), 0..6),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        // Each section once and each key once (a repeat is only a TOML syntax error): the fuzzed lines override.
+        let mut sections = std::collections::BTreeMap::<&str, std::collections::BTreeMap<&str, String>>::new();
+        for (section, key, value) in [
+            ("ssh", "host", "\"bastion\"".to_string()),
+            ("ssh", "user", "\"u\"".to_string()),
+            ("ssh", "agent", "true".to_string()),
+            ("ssh", "known_hosts", "\"/dev/null\"".to_string()),
+            ("mongo", "uri", "\"mongodb://app:s3cr3t-pw@mongo:27017/db\"".to_string()),
+        ].into_iter().chain(lines) {
+            sections.entry(section).or_default().insert(key, value);
+        }
+        let mut text = String::new();
+        for (section, keys) in &sections {
+            text.push_str(&format!("[{section}]\n"));
+            for (key, value) in keys {
+                text.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        std::fs::write(&path, &text).unwrap();
+        let sources = Sources {
+            file: Some(path),
+            env: Default::default(),
+            transport: None,
+            listen: None,
+            insecure_no_auth: false,
+        };
+        if let Err(e) = config::load(&sources) {
+            let e = e.to_string();
+            prop_assert!(!e.is_empty());
+            prop_assert!(!e.contains("s3cr3t-pw"), "{e}\n--- the file:\n{text}");
         }
     }
 }

@@ -4,7 +4,6 @@ import concurrent.futures
 import json
 import signal
 import socket
-import time
 import urllib.request
 
 import pytest
@@ -131,16 +130,19 @@ def test_max_in_flight_answers_503_with_retry_after(stack):
     try:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(post, nexus, dict(call, id=i), headers) for i in range(8)]
-            time.sleep(0.5)
+            # Two calls hold the two slots (hanging in the driver); the six others are answered at once.
+            nexus.wait_until(lambda: nexus.metric("nexus_mcp_in_flight") == 2, 10, "two calls in flight")
+            nexus.wait_until(lambda: sum(f.done() for f in futures) == 6, 10, "six calls answered while two hang")
+            assert nexus.metric("nexus_mcp_in_flight") == 2
             stack.mongo.proc.signal(signal.SIGCONT)
             results = [f.result() for f in futures]
     finally:
         stack.mongo.proc.signal(signal.SIGCONT)
     limited = [r for r in results if r[0] == 503]
-    assert len(limited) >= 6, [r[0] for r in results]
+    assert sorted(r[0] for r in results) == [200] * 2 + [503] * 6, [r[0] for r in results]
     assert all(int(r[1].get("retry-after", r[1].get("Retry-After"))) >= 1 for r in limited)
     assert all("in flight" in r[2] for r in limited)
-    assert nexus.metric('nexus_http_rejected_total{reason="limit"}') >= 6
+    assert nexus.metric('nexus_http_rejected_total{reason="limit"}') == 6
 
 
 def test_the_audit_log_records_calls_without_values(stack, tmp_path, tokens):
@@ -160,6 +162,33 @@ def test_the_audit_log_records_calls_without_values(stack, tmp_path, tokens):
     assert {"timestamp", "durationMs", "documents", "bytes"} <= set(ok)
     assert rejected["outcome"] == "rejected" and rejected["errorClass"] == "QUERY_REJECTED"
     assert "alice.secret" not in audit.read_text()
+
+
+def test_the_audit_log_records_failed_and_unavailable_calls(stack, tmp_path):
+    """Every call leaves a line, not only successes and guard refusals: a failed call and a call refused because
+    MongoDB is down each name their outcome and error class (the same outcome the metric counts)."""
+    audit = tmp_path / "audit.jsonl"
+    nexus = stack.nexus(server={"audit_log": str(audit)})
+    nexus.wait_ready()
+
+    failed = call_tool(nexus.mcp_url, "find", {"database": "shop", "collection": "ordrs"})
+    assert failed.is_error and failed.text.startswith("QUERY_FAILED: ") and "does not exist" in failed.text, \
+        failed.text
+
+    stack.mongo.stop()
+    nexus.wait_unready(timeout=15)
+    unavailable = call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "orders"})
+    assert unavailable.is_error and unavailable.text.startswith("MONGO_UNREACHABLE: database unavailable"), \
+        unavailable.text
+
+    lines = [json.loads(l) for l in audit.read_text().splitlines()]
+    assert [(l["tool"], l["outcome"], l.get("errorClass")) for l in lines] == [
+        ("find", "failed", "QUERY_FAILED"),
+        ("count", "unavailable", "MONGO_UNREACHABLE"),
+    ], lines
+    assert (lines[0]["database"], lines[0]["collection"]) == ("shop", "ordrs")
+    assert nexus.metric('nexus_mcp_tool_calls_total{outcome="failed",tool="find"}') == 1
+    assert nexus.metric('nexus_mcp_tool_calls_total{outcome="unavailable",tool="count"}') == 1
 
 
 def test_hostile_requests_get_clear_errors_and_the_server_keeps_serving(stack):

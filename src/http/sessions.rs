@@ -1,4 +1,6 @@
 //! Legacy MCP sessions (`Mcp-Session-Id`): how many are open, overall and per caller, and who owns each.
+//! (Over 400 lines: the place ledger and the `SessionManager` wrapper that spends its tickets share one task-local
+//! protocol and read best together; about 95 lines are unit tests.)
 //!
 //! The edge reserves a place ([`Ticket`]) before rmcp sees an `initialize` that opens a session, and refuses the
 //! request with a clear error when there is none ([`Full`]). rmcp then creates the session through
