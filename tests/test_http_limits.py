@@ -116,9 +116,9 @@ def test_idle_legacy_sessions_expire_and_free_their_place(stack):
 
 
 def test_half_written_requests_are_closed_and_probes_keep_answering(stack):
-    # 5 s: long enough that the 16 connections still hold the cap when the next request comes, on a loaded machine
-    # too (with 2 s they were sometimes closed first and the request got 200).
-    nexus = stack.nexus(server={"max_connections": 16, "header_read_timeout": "5s"})
+    # 12 s: long enough that the 16 connections still hold the cap when the next request comes, on a loaded machine
+    # too (with 2 s, and once with 5 s under a load of 6 on 2 cores, they were closed first and the request got 200).
+    nexus = stack.nexus(server={"max_connections": 16, "header_read_timeout": "12s"})
     nexus.wait_ready()
     opened = time.monotonic()
     socks = [connect(nexus) for _ in range(16)]
@@ -133,15 +133,15 @@ def test_half_written_requests_are_closed_and_probes_keep_answering(stack):
         assert error_of(body)["reason"] == "connections" and "server.max_connections" in error_of(body)["error"]
 
         ready, open_socks, closed_at = [], list(socks), []
-        deadline = opened + 20
+        deadline = opened + 30
         while open_socks and time.monotonic() < deadline:
             ready.append(nexus.status("/ready"))
             for s in [s for s in open_socks if closed_by_server(s)]:
                 open_socks.remove(s)
                 closed_at.append(time.monotonic() - opened)
-        assert not open_socks, f"{len(open_socks)} half-written requests still open after 20 s"
+        assert not open_socks, f"{len(open_socks)} half-written requests still open after 30 s"
         assert len(ready) >= 5 and set(ready) == {200}, ready
-        assert min(closed_at) > 4.5, f"closed before server.header_read_timeout: {closed_at}"
+        assert min(closed_at) > 11.5, f"closed before server.header_read_timeout: {closed_at}"
     finally:
         for s in socks:
             s.close()
