@@ -408,11 +408,11 @@ class Bench:
         path.write_text(json.dumps(canned))
         return path
 
-    def probe_mode(self, mode: str, url: str) -> str | None:
-        """None if `url` serves `mode` (legacy modes: the answer's content type), else why not."""
+    def probe_mode(self, mode: str, target: dict) -> str | None:
+        """None if `target` serves `mode` (legacy modes: the answer's content type), else why not."""
         if not mode.startswith("legacy"):
             return None
-        r = self.client_run("loadgen", mode, {"url": url}, 1, 0.3, 0.1)
+        r = self.client_run("loadgen", mode, target, 1, 0.3, 0.1)
         if "failed" in r:
             return f"n/a: {r['failed'][:200]}"
         want = "application/json" if mode == "legacy-json" else "text/event-stream"
@@ -428,7 +428,7 @@ class Bench:
         for mode in only_modes:
             na = {}
             for who in CONTENDERS:
-                reason = self.probe_mode(mode, targets[mode][who]["url"]) if "url" in targets[mode][who] else None
+                reason = self.probe_mode(mode, targets[mode][who]) if "url" in targets[mode][who] else None
                 if reason and who == "nexus" and mode == "legacy-json" and "text/event-stream" in reason:
                     reason += (" (rmcp 3.11 streams every legacy-session answer as SSE; its `json_response` applies "
                                "to stateless requests only — see the SSE table)")
