@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 
 .PHONY: all build release deps demo test test-unit test-integration lint fmt clean bench bench-deps bench-peers bench-quick soak
 
-.PHONY: demo-deps demo-heal install pin-images check-pins bench-routes
+.PHONY: demo-deps demo-heal install pin-images check-pins bench-routes bench-capacity
 
 all: build
 
@@ -88,6 +88,13 @@ bench-quick: deps build bench-peers
 bench-routes: deps
 	$(CARGO) build --locked --release -p nexus-mcp -p loadgen
 	$(PY) bench/routes.py
+
+## Issue 16's capacity table: one nexus-mcp (release, the shipped [server] limits, rate_limit 0) under 1 → 256
+## closed-loop clients (stateless `find` from the Rust loadgen; legacy sessions from the Python SDK and the loadgen):
+## calls/s, p50/p99, errors by kind, peak RSS per step; plus docs/deployment.md's footprint rows side by side with the
+## official server. ≈ 5 min after the builds; writes bench/results/<date>-capacity.{md,json}.
+bench-capacity: bench-deps
+	$(PY) bench/bench.py --capacity
 
 ## 50 clients for 10 minutes against nexus-mcp: errors, p99 over time, RSS growth.
 soak: bench-deps

@@ -17,7 +17,9 @@ A server that cannot serve a mode is reported as "n/a" with the reason, never me
 
 Writes bench/results/<date>.md, .json and .png and the generated section of BENCHMARKS.md (--quick: into the
 work directory instead, BENCHMARKS.md untouched). `--soak` runs the soak test instead (50 clients for 10 minutes
-against nexus-mcp).
+against nexus-mcp); `--capacity` the capacity sweep (`make bench-capacity`: one nexus-mcp with the shipped limits
+under 1 → 256 concurrent clients, and the footprint side by side with the official server; writes
+bench/results/<date>-capacity.{md,json}).
 """
 
 from __future__ import annotations
@@ -135,15 +137,21 @@ class Sampler:
         return self.peak
 
 
-def call_body(tool: str, arguments: dict) -> dict:
-    """The same stateless request for both servers (the official one needs its connectionId; nexus ignores it)."""
-    return stateless_call(tool, {**arguments, "connectionId": "preconfigured"})[0]
+def with_connection(arguments: dict, connection: str | None) -> dict:
+    """The official server needs its `connectionId` ("preconfigured"); nexus-mcp refuses one it does not know (its
+    connections are named in its config; none given → the default), so its targets pass `connection=None`."""
+    return {**arguments, "connectionId": connection} if connection else dict(arguments)
 
 
-def legacy_body(tool: str, arguments: dict) -> dict:
+def call_body(tool: str, arguments: dict, connection: str | None = "preconfigured") -> dict:
+    """The same stateless request for both servers."""
+    return stateless_call(tool, with_connection(arguments, connection))[0]
+
+
+def legacy_body(tool: str, arguments: dict, connection: str | None = "preconfigured") -> dict:
     """A session-era `tools/call` (no per-request `_meta`); the load generator gives each call its own id."""
     return {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": tool, "arguments": {**arguments, "connectionId": "preconfigured"}}}
+            "params": {"name": tool, "arguments": with_connection(arguments, connection)}}
 
 
 def run_json(argv: list[str], timeout: float, env: dict | None = None) -> dict:
@@ -217,9 +225,13 @@ class Bench:
             "log": {"level": "warn", "format": "json"},
         }
 
-    def start_nexus(self, name: str = "nexus", pty_keeper: bool = True) -> tuple[Nexus, float]:
+    def start_nexus(self, name: str = "nexus", pty_keeper: bool = True,
+                    server: dict | None = None) -> tuple[Nexus, float]:
+        """`server` replaces the benchmark's [server] settings (e.g. {"rate_limit": 0.0}: the shipped limits)."""
         config = self.nexus_config()
         config["ssh"]["pty_keeper"] = pty_keeper
+        if server is not None:
+            config["server"] = dict(server)
         n = Nexus(self.work / name, config, start=False, binary=self.nexus_bin)
         t0 = time.perf_counter()
         n.start()
@@ -284,6 +296,7 @@ class Bench:
         is {"by_c": {"1": …, …}} (or {"failed": …})."""
         arguments, expect = TOOLS[tool]
         expect = expect.replace("\\", "")
+        connection = target.get("connection", "preconfigured")
         wire = "legacy" if mode.startswith("legacy") else mode
         stderr = str(self.work / f"stdio-{client}-{target.get('name', 'server')}.log")
         levels = concurrency if isinstance(concurrency, list) else [concurrency]
@@ -295,23 +308,23 @@ class Bench:
         if client == "loadgen":
             argv = [str(self.loadgen_bin), "--mode", wire, "--concurrency", str(concurrency), "--duration",
                     str(duration), "--warmup", str(warmup), "--expect", expect]
-            body = self.work / f"{tool}-{wire}.json"
+            body = self.work / f"{tool}-{wire}-{connection}.json"
             if wire == "stateless":
-                body.write_text(json.dumps(call_body(tool, arguments)))
+                body.write_text(json.dumps(call_body(tool, arguments, connection)))
                 argv += ["--header", "MCP-Protocol-Version: 2026-07-28", "--header", "Mcp-Method: tools/call",
                          "--header", f"Mcp-Name: {tool}"]
             else:
-                body.write_text(json.dumps(legacy_body(tool, arguments)))
+                body.write_text(json.dumps(legacy_body(tool, arguments, connection)))
             argv += ["--body", str(body)]
             argv += ["--stderr", stderr, "--", *target["command"]] if wire == "stdio" else ["--url", target["url"]]
         elif client in ("py-sdk", "py-http"):
             argv = [sys.executable, str(PYCLIENT), "--client", client.removeprefix("py-"), "--mode", wire,
-                    "--tool", tool, "--arguments", json.dumps({**arguments, "connectionId": "preconfigured"}),
+                    "--tool", tool, "--arguments", json.dumps(with_connection(arguments, connection)),
                     "--expect", expect, "--concurrency", str(concurrency), "--duration", str(duration),
                     "--warmup", str(warmup)]
             argv += ["--stderr", stderr, "--", *target["command"]] if wire == "stdio" else ["--url", target["url"]]
         elif client == "ts-sdk":
-            job = {"mode": wire, "tool": tool, "arguments": {**arguments, "connectionId": "preconfigured"},
+            job = {"mode": wire, "tool": tool, "arguments": with_connection(arguments, connection),
                    "expect": expect, "concurrency": levels, "duration": duration, "warmup": warmup,
                    "sdk": str(TS_SDK)}
             if wire == "stdio":
@@ -331,14 +344,15 @@ class Bench:
     def tool_latency(self, nexus: Nexus, official_port: int, tools: list[str]) -> dict:
         """Every tool, stateless 2026-07-28, Rust loadgen, nexus vs official vs the raw driver floor."""
         out: dict = {}
-        contenders = {"nexus": nexus.mcp_url, "official": f"http://127.0.0.1:{official_port}/mcp"}
+        contenders = {"nexus": {"url": nexus.mcp_url, "connection": None},
+                      "official": {"url": f"http://127.0.0.1:{official_port}/mcp"}}
         for tool in tools:
             for c in CONCURRENCY:
                 runs: dict[str, list] = {k: [] for k in contenders}
                 for rep in range(self.reps):
                     order = list(contenders) if rep % 2 == 0 else list(reversed(contenders))
                     for name in order:
-                        r = self.client_run("loadgen", "stateless", {"url": contenders[name]}, c,
+                        r = self.client_run("loadgen", "stateless", contenders[name], c,
                                             self.tool_duration, self.tool_warmup, tool=tool)
                         if "failed" in r:
                             raise RuntimeError(f"{tool} c={c} {name}: {r['failed']}")
@@ -360,7 +374,7 @@ class Bench:
         sys.path.insert(0, str(REPO / "bench"))
         from pyclient import PlainClient  # noqa: PLC0415
 
-        arguments = {**TOOLS[MODE_TOOL][0], "connectionId": "preconfigured"}
+        arguments = dict(TOOLS[MODE_TOOL][0])  # nexus-mcp's default connection (no connectionId)
         legacy = PlainClient(url, "legacy")
         _, init, _ = legacy.post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
@@ -394,11 +408,11 @@ class Bench:
         path.write_text(json.dumps(canned))
         return path
 
-    def probe_mode(self, mode: str, url: str) -> str | None:
-        """None if `url` serves `mode` (legacy modes: the answer's content type), else why not."""
+    def probe_mode(self, mode: str, target: dict) -> str | None:
+        """None if `target` serves `mode` (legacy modes: the answer's content type), else why not."""
         if not mode.startswith("legacy"):
             return None
-        r = self.client_run("loadgen", mode, {"url": url}, 1, 0.3, 0.1)
+        r = self.client_run("loadgen", mode, target, 1, 0.3, 0.1)
         if "failed" in r:
             return f"n/a: {r['failed'][:200]}"
         want = "application/json" if mode == "legacy-json" else "text/event-stream"
@@ -414,7 +428,7 @@ class Bench:
         for mode in only_modes:
             na = {}
             for who in CONTENDERS:
-                reason = self.probe_mode(mode, targets[mode][who]["url"]) if "url" in targets[mode][who] else None
+                reason = self.probe_mode(mode, targets[mode][who]) if "url" in targets[mode][who] else None
                 if reason and who == "nexus" and mode == "legacy-json" and "text/event-stream" in reason:
                     reason += (" (rmcp 3.11 streams every legacy-session answer as SSE; its `json_response` applies "
                                "to stateless requests only — see the SSE table)")
@@ -484,15 +498,16 @@ class Bench:
         return out
 
     def peak_rss_under_load(self, nexus: Nexus, official: Proc, official_port: int) -> dict:
-        body = self.work / "find-rss.json"
-        body.write_text(json.dumps(call_body("find", TOOLS["find"][0])))
+        bodies = {"nexus": self.work / "find-rss-nexus.json", "official": self.work / "find-rss-official.json"}
+        bodies["nexus"].write_text(json.dumps(call_body("find", TOOLS["find"][0], connection=None)))
+        bodies["official"].write_text(json.dumps(call_body("find", TOOLS["find"][0])))
         headers = ["--header", "MCP-Protocol-Version: 2026-07-28", "--header", "Mcp-Method: tools/call",
                    "--header", "Mcp-Name: find"]
         out = {}
         for name, url, pid, tree in [("nexus", nexus.mcp_url, nexus.proc.pid, False),
                                      ("official", f"http://127.0.0.1:{official_port}/mcp", official.pid, True)]:
             sampler = Sampler(pid, tree)
-            self.loadgen(["--url", url, "--body", str(body), *headers, "--concurrency", "32", "--duration",
+            self.loadgen(["--url", url, "--body", str(bodies[name]), *headers, "--concurrency", "32", "--duration",
                           "2" if self.quick else "5"])
             out[name] = sampler.stop()
         return out
@@ -564,14 +579,14 @@ class Bench:
         official_url = f"http://127.0.0.1:{official_port}/mcp"
         off_env = self.official_env(ssh_port)
         targets = {
-            "stateless": {"nexus": {"url": nexus.mcp_url}, "official": {"url": official_url},
+            "stateless": {"nexus": {"url": nexus.mcp_url, "connection": None}, "official": {"url": official_url},
                           "trivial": {"url": echo_json}},
-            "legacy-json": {"nexus": {"url": nexus.mcp_url},
+            "legacy-json": {"nexus": {"url": nexus.mcp_url, "connection": None},
                             "official": {"url": f"http://127.0.0.1:{official_json_port}/mcp"},
                             "trivial": {"url": echo_json}},
-            "legacy-sse": {"nexus": {"url": nexus.mcp_url}, "official": {"url": official_url},
+            "legacy-sse": {"nexus": {"url": nexus.mcp_url, "connection": None}, "official": {"url": official_url},
                            "trivial": {"url": echo_sse}},
-            "stdio": {"nexus": {"make_command": self.nexus_stdio_command, "name": "nexus"},
+            "stdio": {"nexus": {"make_command": self.nexus_stdio_command, "name": "nexus", "connection": None},
                       "official": {"command": self.official_stdio_command(), "env": off_env, "name": "official"},
                       "trivial": {"command": [str(self.echo_bin), "--stdio", "--canned", str(canned)],
                                   "name": "trivial"}},
@@ -636,6 +651,11 @@ def summarize(runs: list[dict]) -> dict:
     keys = ["p50_ms", "p95_ms", "p99_ms", "rps", "mean_ms"]
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
     out["errors"] = sum(r["errors"] for r in runs)
+    kinds: collections.Counter = collections.Counter()
+    for r in runs:
+        kinds.update(r.get("error_kinds") or {})
+    if kinds:
+        out["error_kinds"] = dict(kinds)
     out["count"] = sum(r["count"] for r in runs)
     types: collections.Counter = collections.Counter()
     for r in runs:
@@ -956,7 +976,7 @@ def soak(work: Path, minutes: float, nexus_bin: Path, loadgen_bin: Path) -> None
     try:
         nexus, _ = b.start_nexus("soak")
         body = work / "find.json"
-        body.write_text(json.dumps(call_body("find", TOOLS["find"][0])))
+        body.write_text(json.dumps(call_body("find", TOOLS["find"][0], connection=None)))
         headers = ["--header", "MCP-Protocol-Version: 2026-07-28", "--header", "Mcp-Method: tools/call",
                    "--header", "Mcp-Name: find"]
         start_rss = rss_kib(nexus.proc.pid)
@@ -988,12 +1008,315 @@ def soak(work: Path, minutes: float, nexus_bin: Path, loadgen_bin: Path) -> None
         b.close()
 
 
+# --- capacity (make bench-capacity) -----------------------------------------------------------------------------
+
+CAPACITY_STEPS = [1, 4, 16, 64, 128, 256]
+CAPACITY_UNSHED_STEPS = [128, 256]  # again with server.max_in_flight raised: latency when nothing is shed
+CAPACITY_LEGACY_STEPS = [1, 4, 16, 64, 128]
+CAPACITY_TOOL = "find"
+# The shipped [server] limits (config/default.toml: max_in_flight 64, max_connections 512, max_sessions 500 and 100
+# per caller, audit_log on stderr) with the per-caller rate limit off: every virtual client here is the same caller
+# (anonymous@127.0.0.1), so its 50 calls/s would be all this measures.
+CAPACITY_SERVER = {"rate_limit": 0.0}
+COMPILERS = {"rustc", "cc1", "cc1plus", "ld", "ld.lld", "ld.gold", "mold", "clang", "gcc"}
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Resets the kernel's peak RSS (VmHWM) so the next read is this step's peak (`5` → /proc/<pid>/clear_refs)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_load() -> dict:
+    """Load averages, and how many compiler processes (other people's builds) run on the machine right now."""
+    compilers = 0
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                compilers += (d / "comm").read_text().strip() in COMPILERS
+            except OSError:
+                pass
+    l1, l5, l15 = os.getloadavg()
+    return {"load1": round(l1, 2), "load5": round(l5, 2), "load15": round(l15, 2), "compilers": compilers}
+
+
+class Capacity:
+    """The capacity sweep: nexus-mcp (release) behind the benchmark's sshd + nx-27017, closed-loop clients stepped
+    1 → 256, per step calls/s, p50/p99, errors by kind and nexus-mcp's peak RSS (VmHWM, reset before each step);
+    and the footprint rows of docs/deployment.md side by side with the official server, in the same run."""
+
+    def __init__(self, b: Bench):
+        self.b = b
+        self.warmup, self.duration = (0.3, 1.0) if b.quick else (1.0, 5.0)
+        self.passes = 1 if b.quick else 2
+
+    def step(self, nexus: Nexus, client: str, mode: str, c: int, duration: float | None = None) -> dict:
+        pid = nexus.proc.pid
+        hwm = reset_peak_rss(pid)
+        sampler = None if hwm else Sampler(pid, tree=False)
+        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        r = self.b.client_run(client, mode, {"url": nexus.mcp_url, "connection": None}, c,
+                              duration or self.duration, self.warmup, tool=CAPACITY_TOOL)
+        r["server_cpu"] = round((cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0), 2)
+        r["rss_peak_kib"] = proc_status_kib(pid, "VmHWM") if hwm else sampler.stop()
+        r["rss_peak_source"] = "VmHWM" if hwm else "VmRSS sampled every 100 ms"
+        r.update(machine_load())
+        if "failed" in r:
+            print(f"  {client:8} {mode:10} c={c:<4} FAILED {r['failed'][:200]}", flush=True)
+        else:
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted((r.get("error_kinds") or {}).items()))
+            print(f"  {client:8} {mode:10} c={c:<4} {r['rps']:7.0f}/s  p50 {r['p50_ms']:7.2f}  "
+                  f"p99 {r['p99_ms']:7.2f} ms"
+                  f"  err {r['errors']}{f' ({kinds})' if kinds else ''}  RSS peak {r['rss_peak_kib'] / 1024:.1f} MiB"
+                  f"  nexus CPU {r['server_cpu']:.2f}  load {r['load1']}", flush=True)
+        return r
+
+    def footprint(self) -> dict:
+        """The four rows of docs/deployment.md's capacity table, both servers in one run, interleaved: spawn →
+        ready, idle RSS, `find` at 32 clients (calls/s) and the peak RSS meanwhile. The harness's own settings
+        (as `make bench`): nexus-mcp with max_in_flight 1024, audit off; the official server behind `ssh -N -L`."""
+        b = self.b
+        ssh_proc, ssh_port = b.start_ssh_forward()
+        spawns: dict[str, list[float]] = {"nexus": [], "official": []}
+        for rep in range(1 if b.quick else 3):
+            for name in (["nexus", "official"] if rep % 2 == 0 else ["official", "nexus"]):
+                if name == "nexus":
+                    n, t = b.start_nexus(f"cap-spawn-{rep}")
+                    n.stop()
+                else:
+                    o, _, t = b.start_official(ssh_port)
+                    o.stop()
+                spawns[name].append(t * 1e3)
+        nexus, _ = b.start_nexus("cap-footprint")
+        official, official_port, _ = b.start_official(ssh_port)
+        time.sleep(1 if b.quick else 3)
+        idle = {"nexus": rss_kib(nexus.proc.pid), "official": rss_kib(official.pid, tree=True)}
+        targets = {"nexus": ({"url": nexus.mcp_url, "connection": None}, nexus.proc.pid, False),
+                   "official": ({"url": f"http://127.0.0.1:{official_port}/mcp"}, official.pid, True)}
+        runs: dict[str, list] = {k: [] for k in targets}
+        peaks: dict[str, int] = {k: 0 for k in targets}
+        for rep in range(self.passes):
+            for name in (list(targets) if rep % 2 == 0 else list(reversed(targets))):
+                target, pid, tree = targets[name]
+                sampler = Sampler(pid, tree)
+                r = b.client_run("loadgen", "stateless", target, 32, self.duration, self.warmup,
+                                 tool=CAPACITY_TOOL)
+                peaks[name] = max(peaks[name], sampler.stop())
+                if "failed" in r:
+                    raise RuntimeError(f"footprint {name}: {r['failed']}")
+                runs[name].append(r)
+        official.stop()
+        nexus.stop()
+        ssh_proc.stop()
+        out = {"spawn_to_ready_ms": {k: statistics.median(v) for k, v in spawns.items()},
+               "rss_idle_kib": idle, "rss_peak_32_kib": peaks,
+               "find_32": {k: summarize(v) for k, v in runs.items()}, "load": machine_load()}
+        for k in targets:
+            f = out["find_32"][k]
+            print(f"footprint {k:8}: spawn→ready {out['spawn_to_ready_ms'][k]:.0f} ms, "
+                  f"idle {idle[k] / 1024:.1f} MiB, "
+                  f"find at 32 clients {f['rps']:.0f}/s p50 {f['p50_ms']:.1f} ms err {f['errors']}, "
+                  f"peak {peaks[k] / 1024:.1f} MiB", flush=True)
+        return out
+
+    def run(self) -> dict:
+        b = self.b
+        res = b.results
+        res["uptime_before"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+        res["load_before"] = machine_load()
+        t_start = time.perf_counter()
+        res["footprint"] = self.footprint()
+        server = {**CAPACITY_SERVER}
+        res["capacity_server"] = server
+        sweep: dict = {"stateless": {}, "stateless-unshed": {}, "legacy-py-sdk": {}, "legacy-loadgen": {}}
+        nexus, _ = b.start_nexus("cap-sweep", server=server)
+        time.sleep(1)
+        res["rss_idle_sweep_kib"] = proc_status_kib(nexus.proc.pid, "VmRSS")
+        print(f"sweep: stateless `{CAPACITY_TOOL}`, Rust loadgen, shipped limits, rate_limit 0 "
+              f"({self.passes} passes, up then down)", flush=True)
+        for p in range(self.passes):
+            for c in (CAPACITY_STEPS if p % 2 == 0 else list(reversed(CAPACITY_STEPS))):
+                sweep["stateless"].setdefault(str(c), []).append(self.step(nexus, "loadgen", "stateless", c))
+        nexus.stop()
+        unshed = {**server, "max_in_flight": 1024}
+        res["capacity_server_unshed"] = unshed
+        nexus, _ = b.start_nexus("cap-unshed", server=unshed)
+        print("sweep: the same with max_in_flight 1024 (nothing shed)", flush=True)
+        for p in range(self.passes):
+            for c in CAPACITY_UNSHED_STEPS:
+                sweep["stateless-unshed"].setdefault(str(c), []).append(self.step(nexus, "loadgen", "stateless", c))
+        nexus.stop()
+        # Legacy sessions (2025-06-18 initialize + Mcp-Session-Id, answered as SSE): each family on a fresh process,
+        # so sessions a failed step leaves behind do not count against the next (max_sessions_per_caller).
+        for family, client, steps in [("legacy-py-sdk", "py-sdk", CAPACITY_LEGACY_STEPS[:-1]),
+                                      ("legacy-loadgen", "loadgen", CAPACITY_LEGACY_STEPS)]:
+            nexus, _ = b.start_nexus(f"cap-{family}", server=server)
+            print(f"sweep: legacy sessions, {client}, shipped limits, rate_limit 0", flush=True)
+            for c in steps:
+                sweep[family][str(c)] = [self.step(nexus, client, "legacy-sse", c)]
+            nexus.stop()
+        res["sweep"] = {fam: {c: capacity_summary(runs) for c, runs in steps.items()} for fam, steps in sweep.items()}
+        res["sweep_runs"] = sweep
+        res["load_after"] = machine_load()
+        res["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+        res["wall_s"] = round(time.perf_counter() - t_start)
+        return res
+
+
+def capacity_summary(runs: list[dict]) -> dict:
+    ok = [r for r in runs if "failed" not in r]
+    if not ok:
+        return {"failed": runs[0]["failed"][:400], "load1": runs[0]["load1"]}
+    out = summarize(ok)
+    out["rps_range"] = [min(r["rps"] for r in ok), max(r["rps"] for r in ok)]
+    out["p50_range"] = [min(r["p50_ms"] for r in ok), max(r["p50_ms"] for r in ok)]
+    # The first pass climbs (1 → 256): its peak is what N clients cost a process that has seen no more. Later passes
+    # start from memory the allocator kept from a bigger step (reported apart: retained, not needed).
+    out["rss_peak_kib"] = ok[0]["rss_peak_kib"]
+    out["rss_peak_all_passes_kib"] = [r["rss_peak_kib"] for r in ok]
+    out["server_cpu"] = statistics.median(r["server_cpu"] for r in ok)
+    out["load1"] = [r["load1"] for r in ok]
+    out["compilers"] = [r["compilers"] for r in ok]
+    if len(ok) < len(runs):
+        out["failed_runs"] = [r["failed"][:300] for r in runs if "failed" in r]
+    return out
+
+
+def failed_text(v: dict) -> str:
+    """A failed step in a few words: the refused request's status and the limit its body names."""
+    m = re.search(r"(initialize: )?(\d{3}) [A-Za-z ]+: \{\"error\":\"([^\"(]+)\(([^)]+)\)", v["failed"])
+    if m:
+        return f"refused: {m[2]}{' at `initialize`' if m[1] else ''}, {m[3].strip()} (`{m[4]}`)"
+    return "failed: " + v["failed"][:160]
+
+
+def kinds_text(v: dict) -> str:
+    kinds = v.get("error_kinds") or {}
+    return ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])) or "—"
+
+
+def capacity_report(res: dict) -> str:
+    m, fp = res["machine"], res["footprint"]
+    loads = [res["load_before"]["load1"], fp["load"]["load1"], res["load_after"]["load1"]]
+    for fam in res["sweep_runs"].values():
+        loads += [r["load1"] for runs in fam.values() for r in runs]
+    mib = lambda k: f"{k / 1024:.1f} MiB"  # noqa: E731
+    lines = [f"# Capacity sweep — {res['started'][:10]}", "",
+             f"`make bench-capacity` (`bench/bench.py --capacity`"
+             f"{' --quick: numbers meaningless' if res['quick'] else ''}). "
+             f"{m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB; {m['nexus']}; {m['official']}, node {m['node']}; "
+             f"{m['openssh']}; MongoDB peer {m['mongodb_peer']}. Everything (sshd, nx-27017, nexus-mcp, the official "
+             "server, the load generator) shares these cores.", "",
+             f"**Machine load** (shared with other people's builds): before `{res['uptime_before']}`; after "
+             f"`{res['uptime_after']}`. 1-minute load average over the run {min(loads):.1f}–{max(loads):.1f} "
+             f"(median {statistics.median(loads):.1f}); compiler processes visible in this run's process namespace "
+             "at the samples: "
+             f"{min(r['compilers'] for fam in res['sweep_runs'].values() for runs in fam.values() for r in runs)}–"
+             f"{max(r['compilers'] for fam in res['sweep_runs'].values() for runs in fam.values() for r in runs)}. "
+             f"Whole run {res['wall_s'] / 60:.1f} min.", "",
+             "## Footprint side by side (one run, interleaved)", "",
+             "The harness's settings, as `make bench`: nexus-mcp with `max_in_flight = 1024`, audit off; the official "
+             "server behind `ssh -N -L`. Stateless 2026-07-28 `find` (limit 10, indexed filter) from the Rust load "
+             "generator.", "",
+             "| | nexus-mcp | official + ssh -L | ratio |", "| --- | --- | --- | --- |"]
+    n_, o_ = "nexus", "official"
+    rows = [("RSS idle", fp["rss_idle_kib"][n_], fp["rss_idle_kib"][o_], mib),
+            ("RSS peak, `find` at 32 clients", fp["rss_peak_32_kib"][n_], fp["rss_peak_32_kib"][o_], mib),
+            ("spawn → ready (nexus: `/ready` 200; official: listening)", fp["spawn_to_ready_ms"][n_],
+             fp["spawn_to_ready_ms"][o_], lambda v: f"{v:.0f} ms"),
+            ("`find` calls/s at 32 clients", fp["find_32"][n_]["rps"], fp["find_32"][o_]["rps"], lambda v: f"{v:.0f}"),
+            ("`find` p50 at 32 clients", fp["find_32"][n_]["p50_ms"], fp["find_32"][o_]["p50_ms"],
+             lambda v: f"{v:.1f} ms")]
+    for label, a, b_, fmt in rows:
+        ratio = f"{a / b_:.3g}×" if b_ else "—"
+        lines.append(f"| {label} | {fmt(a)} | {fmt(b_)} | {ratio} |")
+    lines.append(f"| errors | {fp['find_32'][n_]['errors']} | {fp['find_32'][o_]['errors']} | |")
+    lines += ["", "## Sweep: one nexus-mcp, stateless `find`, Rust load generator", "",
+              "Shipped `[server]` limits (`max_in_flight` 64, `max_connections` 512, audit log on stderr) with "
+              "`rate_limit = 0` (every virtual client is the same caller, whose default 50 calls/s would be all this "
+              "measured). Closed loop: each client sends its next call when the previous answer (or refusal) "
+              f"arrives; {len(res['sweep_runs']['stateless'][str(CAPACITY_STEPS[0])])} pass(es) (up, then down), "
+              "the median per step. calls/s, p50 and p99 count answered calls only; refused calls are the errors "
+              "column (the load generator sends the next call at once, without the backoff a real client would "
+              "use). Peak RSS is nexus-mcp's VmHWM, reset before each step, from the first (rising) pass: the "
+              "descending pass starts from what the allocator kept after 256 clients (in the `.json`). *nexus CPU* "
+              "is its CPU seconds per second of the step (2 = both cores).", "",
+              "| clients | max_in_flight | calls/s (range) | p50 ms | p99 ms | errors, all passes (kind) | peak RSS "
+              "| nexus CPU | load 1 min |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def sweep_rows(fam: str, limit: str) -> None:
+        for c, v in res["sweep"][fam].items():
+            if "failed" in v:
+                lines.append(f"| {c} | {limit} | {failed_text(v)} | | | | | | {v['load1']} |")
+                continue
+            rng = f" ({v['rps_range'][0]:.0f}–{v['rps_range'][1]:.0f})" if len(v["load1"]) > 1 else ""
+            lines.append(f"| {c} | {limit} | {v['rps']:.0f}{rng} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | "
+                         f"{v['errors']} ({kinds_text(v)}) | {mib(v['rss_peak_kib'])} | {v['server_cpu']:.2f} | "
+                         f"{', '.join(str(x) for x in v['load1'])} |")
+
+    sweep_rows("stateless", "64 (default)")
+    sweep_rows("stateless-unshed", "1024")
+    lines += ["", "## Legacy sessions (2025-06-18 `initialize` + `Mcp-Session-Id`, answered as SSE)", "",
+              "Shipped limits, `rate_limit = 0`; one pass; every session is the same caller "
+              "(`max_sessions_per_caller` 100).", "",
+              "| client | clients | calls/s | p50 ms | p99 ms | errors (kind) | peak RSS | nexus CPU | client CPU "
+              "| load 1 min |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for fam, client in [("legacy-py-sdk", "Python `mcp` SDK"), ("legacy-loadgen", "Rust loadgen")]:
+        for c, v in res["sweep"][fam].items():
+            if "failed" in v:
+                lines.append(f"| {client} | {c} | {failed_text(v)} | | | | | | | {v['load1']} |")
+            else:
+                lines.append(f"| {client} | {c} | {v['rps']:.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | "
+                             f"{v['errors']} ({kinds_text(v)}) | {mib(v['rss_peak_kib'])} | {v['server_cpu']:.2f} | "
+                             f"{v.get('client_cpu', float('nan')):.2f} | {v['load1'][0]} |")
+    lines += ["", f"nexus-mcp idle before the sweep: {mib(res['rss_idle_sweep_kib'])}. Raw numbers, per pass: the "
+              "`.json` beside this file."]
+    return "\n".join(lines) + "\n"
+
+
+def capacity(work: Path, quick: bool, nexus_bin: Path, loadgen_bin: Path) -> None:
+    b = Bench(work, quick, nexus_bin, loadgen_bin)
+    try:
+        res = Capacity(b).run()
+    finally:
+        b.close()
+    out_dir = work if quick else RESULTS
+    out_dir.mkdir(exist_ok=True)
+    stem = out_dir / f"{dt.date.today()}-capacity{'-quick' if quick else ''}"
+    stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
+    stem.with_suffix(".md").write_text(capacity_report(res))
+    print(f"\nwrote {stem}.md and .json ({res['wall_s'] / 60:.1f} min)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="one repetition, sub-second runs: checks the harness end to end (numbers meaningless); "
                              "writes into the work directory, not bench/results or BENCHMARKS.md")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="soak test instead of the benchmark")
+    parser.add_argument("--capacity", action="store_true",
+                        help="the capacity sweep instead of the benchmark (with --quick: short steps, written into "
+                             "the work directory)")
     parser.add_argument("--nexus-bin", type=Path, default=NEXUS, help=f"default {NEXUS.relative_to(REPO)}")
     parser.add_argument("--loadgen-bin", type=Path, default=LOADGEN,
                         help=f"default {LOADGEN.relative_to(REPO)} (mcp-echo is taken from the same directory)")
@@ -1018,6 +1341,9 @@ def main() -> None:
     print(f"work directory: {work}", flush=True)
     if args.soak:
         soak(work, args.soak, nexus_bin, loadgen_bin)
+        return
+    if args.capacity:
+        capacity(work, args.quick, nexus_bin, loadgen_bin)
         return
     b = Bench(work, args.quick, nexus_bin, loadgen_bin)
     try:

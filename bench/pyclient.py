@@ -29,6 +29,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -36,7 +37,7 @@ import urllib.parse
 
 
 def percentiles(latencies: list[float], count_errors: int, sample_error: str | None, duration: float,
-                content_types: dict, cpu: float, **extra) -> dict:
+                content_types: dict, cpu: float, error_kinds: dict | None = None, **extra) -> dict:
     ordered = sorted(latencies)
 
     def pct(p: float) -> float:
@@ -45,10 +46,29 @@ def percentiles(latencies: list[float], count_errors: int, sample_error: str | N
         i = min(max(int(-(-len(ordered) * p // 1)), 1), len(ordered)) - 1
         return ordered[i] * 1e3
 
-    return {"count": len(ordered), "errors": count_errors, "sample_error": sample_error,
+    return {"count": len(ordered), "errors": count_errors, "error_kinds": dict(error_kinds or {}),
+            "sample_error": sample_error,
             "rps": len(ordered) / duration, "mean_ms": (sum(ordered) / len(ordered) * 1e3) if ordered else 0.0,
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": pct(1.0),
             "content_types": dict(content_types), "client_cpu": cpu / duration, **extra}
+
+
+def error_kind(e: BaseException) -> str:
+    """How a call failed, for the `error_kinds` counts (as bench/loadgen names them): `http 503` (a server limit),
+    `http 429` (a rate or per-caller limit), `isError`, `unexpected answer`, else the exception's type."""
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return f"http {status}"
+    text = str(e)
+    if m := re.match(r"HTTP (\d{3})", text):
+        return f"http {m[1]}"
+    if text.startswith("isError"):
+        return "isError"
+    if text.startswith("error answer"):
+        return "json-rpc error"
+    if "not in the answer" in text:
+        return "unexpected answer"
+    return type(e).__name__
 
 
 class Window:
@@ -142,6 +162,7 @@ async def sdk_main(args) -> dict:
                 window = Window(args.warmup, args.duration)
                 latencies: list[float] = []
                 errors = [0, None]
+                kinds: collections.Counter = collections.Counter()
 
                 async def worker(client):
                     while True:
@@ -150,15 +171,16 @@ async def sdk_main(args) -> dict:
                             return
                         try:
                             await call(client)
-                            ok, error = True, None
+                            ok, error, kind = True, None, None
                         except Exception as e:  # noqa: BLE001
-                            ok, error = False, f"{type(e).__name__}: {e}"[:300]
+                            ok, error, kind = False, f"{type(e).__name__}: {e}"[:300], error_kind(e)
                         if not window.opened(t0):
                             continue
                         if ok:
                             latencies.append(time.perf_counter() - t0)
                         else:
                             errors[0] += 1
+                            kinds[kind] += 1
                             errors[1] = errors[1] or error
 
                 await asyncio.gather(*(worker(c) for c in clients))
@@ -167,7 +189,7 @@ async def sdk_main(args) -> dict:
             if args.mode == "stdio":
                 content_types["stdio"] = len(latencies) + errors[0]
             out[str(concurrency)] = percentiles(latencies, errors[0], errors[1], args.duration, content_types, cpu,
-                                                protocol=protocol)
+                                                protocol=protocol, error_kinds=kinds)
     return out
 
 
@@ -285,6 +307,7 @@ def http_level(args, concurrency: int) -> dict:
     window = Window(args.warmup, args.duration)
     latencies: list[float] = []
     errors = [0, None]
+    kinds: collections.Counter = collections.Counter()
     lock = threading.Lock()
 
     def worker(c: PlainClient):
@@ -295,9 +318,9 @@ def http_level(args, concurrency: int) -> dict:
                 break
             try:
                 c.call(args.tool, args.arguments, args.expect)
-                ok, error = True, None
+                ok, error, kind = True, None, None
             except Exception as e:  # noqa: BLE001
-                ok, error = False, f"{type(e).__name__}: {e}"[:300]
+                ok, error, kind = False, f"{type(e).__name__}: {e}"[:300], error_kind(e)
                 # A broken connection would fail every later call: start a new one (a new session if legacy).
                 with contextlib.suppress(Exception):
                     c.conn.close()
@@ -313,6 +336,7 @@ def http_level(args, concurrency: int) -> dict:
                 with lock:
                     errors[0] += 1
                     errors[1] = errors[1] or error
+                    kinds[kind] += 1
         with lock:
             latencies.extend(mine)
 
@@ -326,7 +350,7 @@ def http_level(args, concurrency: int) -> dict:
     for c in clients:
         content_types.update(c.content_types)
         c.close()
-    return percentiles(latencies, errors[0], errors[1], args.duration, content_types, cpu,
+    return percentiles(latencies, errors[0], errors[1], args.duration, content_types, cpu, error_kinds=kinds,
                        protocol="2026-07-28" if args.mode == "stateless" else clients[0].headers.get(
                            "MCP-Protocol-Version"))
 

@@ -481,6 +481,15 @@ def test_every_alert_links_its_own_runbook_section():
         assert url.removeprefix(RUNBOOK_BASE) in headings, f"docs/deployment.md has no section for {alert['alert']}"
 
 
+def test_the_capacity_section_is_measured_not_placeholders():
+    """Issue 16: the sizing table comes from a measured run (`make bench-capacity`), which it links."""
+    section = DEPLOYMENT_DOC.read_text().split("\n## Capacity\n", 1)[1].split("\n## ", 1)[0]
+    assert "Not yet" not in section
+    assert not re.findall(r"\b(?:NEXUS|OFFICIAL)_[A-Z_]+\b", section), "placeholders left in the capacity table"
+    runs = re.findall(r"\]\(\.\./(bench/results/[\w.-]+-capacity\.md)\)", section)
+    assert runs and all((REPO / r).exists() for r in runs), "the capacity section links its measured run"
+
+
 def test_critical_availability_alerts_are_per_namespace_not_per_pod():
     critical = {a["alert"]: a for a in alerts() if a["labels"]["severity"] == "critical"}
     assert sorted(critical) == ["NexusMongoDown", "NexusNoReadyReplicas", "NexusSshHostKeyMismatch",

@@ -1,7 +1,8 @@
 //! A closed-loop load generator: `--concurrency` virtual clients each send the same MCP request as fast as the
 //! server answers, for `--duration` (after `--warmup`), and check every answer (HTTP 200 where HTTP is used, a
 //! JSON-RPC `result` for the request's id that is not `isError`, and `--expect` in the message). Prints one JSON
-//! object: count, errors, calls/s, latency percentiles in milliseconds, the response content types seen and the
+//! object: count, errors (and how many of each kind: `http 503`, `http 429`, `json-rpc error`, `isError`,
+//! `transport`, …), calls/s, latency percentiles in milliseconds, the response content types seen and the
 //! load generator's own CPU use during the measured window. `--concurrency 1,8,32` measures each level in turn
 //! (one stdio server process for all) and prints `{"by_c": {"1": {...}, "8": {...}, "32": {...}}}`.
 //!
@@ -173,6 +174,30 @@ fn check_message(body: &str, sse: bool, id: u64, expect: Option<&str>) -> Result
         return Ok(message);
     }
     Err(format!("no answer for id {id} in: {}", clip(body)))
+}
+
+/// The kind of a failed call, for the `error_kinds` counts: the HTTP status of a refused request (`http 503`: a
+/// server limit; `http 429`: a rate or per-caller limit), a JSON-RPC error, a tool error, a wrong answer, or a
+/// transport failure (connection refused or reset, timeout).
+fn error_kind(error: &str) -> String {
+    let status = error.split_whitespace().next().unwrap_or("");
+    if status.len() == 3 && status.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("http {status}");
+    }
+    for (prefix, kind) in [
+        ("error answer", "json-rpc error"),
+        ("isError", "isError"),
+        ("no answer for id", "no answer"),
+    ] {
+        if error.starts_with(prefix) {
+            return kind.into();
+        }
+    }
+    if error.contains("not in the answer") {
+        "unexpected answer".into()
+    } else {
+        "transport".into()
+    }
 }
 
 /// CPU seconds (user + system) this process has used, from /proc/self/stat (USER_HZ = 100 on Linux).
@@ -507,6 +532,7 @@ async fn measure(run: &Run, mut callers: Vec<Caller>, stdio: bool) -> Value {
         );
         workers.push(tokio::spawn(async move {
             let (mut latencies, mut errors, mut sample_error) = (Vec::new(), 0u64, None);
+            let mut kinds: HashMap<String, u64> = HashMap::new();
             loop {
                 let t0 = Instant::now();
                 if t0 >= end {
@@ -526,6 +552,7 @@ async fn measure(run: &Run, mut callers: Vec<Caller>, stdio: bool) -> Value {
                     Ok(()) => latencies.push(t0.elapsed()),
                     Err(e) => {
                         errors += 1;
+                        *kinds.entry(error_kind(&e)).or_default() += 1;
                         sample_error.get_or_insert(e);
                     }
                 }
@@ -537,13 +564,17 @@ async fn measure(run: &Run, mut callers: Vec<Caller>, stdio: bool) -> Value {
                 }
                 _ => HashMap::new(),
             };
-            (latencies, errors, sample_error, content_types)
+            (latencies, errors, sample_error, content_types, kinds)
         }));
     }
     let (mut all, mut errors, mut sample) = (Vec::new(), 0, None);
     let mut content_types: HashMap<String, u64> = HashMap::new();
+    let mut error_kinds: HashMap<String, u64> = HashMap::new();
     for w in workers {
-        let (l, e, s, types) = w.await.unwrap();
+        let (l, e, s, types, kinds) = w.await.unwrap();
+        for (k, v) in kinds {
+            *error_kinds.entry(k).or_default() += v;
+        }
         all.extend(l);
         errors += e;
         if sample.is_none() {
@@ -573,6 +604,7 @@ async fn measure(run: &Run, mut callers: Vec<Caller>, stdio: bool) -> Value {
     json!({
         "count": all.len(),
         "errors": errors,
+        "error_kinds": error_kinds,
         "sample_error": sample,
         "rps": all.len() as f64 / run.duration.as_secs_f64(),
         "mean_ms": mean,
