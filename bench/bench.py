@@ -138,8 +138,8 @@ class Sampler:
 
 
 def with_connection(arguments: dict, connection: str | None) -> dict:
-    """The official server needs its `connectionId` ("preconfigured"); nexus-mcp refuses one it does not know (its
-    connections are named in its config; none given → the default), so its targets pass `connection=None`."""
+    """The official server needs its `connectionId` ("preconfigured"). nexus-mcp ignores one when its config names no
+    targets (and refuses an unknown one when it does), so its targets pass `connection=None`."""
     return {**arguments, "connectionId": connection} if connection else dict(arguments)
 
 
