@@ -1,12 +1,11 @@
 //! The Prometheus registry, the helpers components register their families with, and rendering. Each component
 //! defines its own metrics struct beside the code that updates it (`tunnel::metrics`, `mongo::metrics`,
-//! `mcp::metrics`, `http::metrics`, here: startup and health); [`Metrics`] holds one of each.
+//! `mcp::metrics`, `http::metrics`, `health::metrics`); [`Metrics`] holds the process's and registers each
+//! target's ([`TargetMetrics`]).
 //!
 //! Names and help texts are a contract (dashboards, alert rules and the deployment consistency test read them).
 //! Every family appears in `/metrics` from the start: a labelled family's values are a [`label_set!`] enum, whose
 //! `ALL` pre-creates them, so the declared and the used label values cannot drift.
-//!
-//! (Over 400 lines: about 90 are unit tests.)
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -17,6 +16,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::health::metrics::{HealthMetrics, StartupMetrics};
 use crate::http::metrics::HttpMetrics;
 use crate::mcp::metrics::McpMetrics;
 use crate::mongo::metrics::MongoMetrics;
@@ -60,11 +60,16 @@ impl TargetMetrics {
 }
 
 impl Metrics {
-    /// Creates the registry and registers the process's families.
+    /// Creates the registry and registers the process's families, for a configuration without named targets.
     ///
     /// # Panics
     /// Only on a programming error (a duplicate or invalid metric name), which the unit tests catch.
     pub fn new() -> Self {
+        Self::for_targets(false)
+    }
+
+    /// As [`Metrics::new`]; `named`: the configuration names targets (tool calls are counted per target too).
+    pub fn for_targets(named: bool) -> Self {
         let registry = Registry::new();
         #[cfg(target_os = "linux")]
         registry
@@ -86,7 +91,7 @@ impl Metrics {
         register(&registry, build_info);
         Self {
             targets: Mutex::new(Vec::new()),
-            mcp: McpMetrics::register(&registry),
+            mcp: McpMetrics::register(&registry, named),
             http: HttpMetrics::register(&registry),
             registry,
         }
@@ -256,80 +261,6 @@ pub(crate) fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
         registry,
         IntGauge::with_opts(opts(name, help)).expect("valid metric"),
     )
-}
-
-/// Startup progress.
-#[derive(Clone)]
-pub struct StartupMetrics {
-    /// `nexus_startup_stage{stage}`: 1 for the current stage, 0 for the others (a state set).
-    stage: IntGaugeVec,
-}
-
-/// The stage names, in order.
-pub const STAGES: [&str; 4] = ["tunnel", "mongodb", "mcp", "ready"];
-
-impl StartupMetrics {
-    fn register(r: &Registry) -> Self {
-        let stage = register(
-            r,
-            IntGaugeVec::new(
-                opts(
-                    "startup_stage",
-                    "Startup stage the process is in: 1 for the current stage (tunnel, mongodb, mcp, ready), 0 for the others.",
-                ),
-                &["stage"],
-            )
-            .expect("valid metric"),
-        );
-        let m = Self { stage };
-        m.set(STAGES[0]);
-        m
-    }
-
-    /// Marks `current` as the stage in progress.
-    pub fn set(&self, current: &str) {
-        for s in STAGES {
-            self.stage
-                .with_label_values(&[s])
-                .set(i64::from(s == current));
-        }
-    }
-}
-
-/// Dependency health as the readiness probe sees it.
-#[derive(Clone)]
-pub struct HealthMetrics {
-    /// `nexus_dependency_up{dependency}`: 1 healthy, 0 unhealthy.
-    pub dependency_up: IntGaugeVec,
-    /// `nexus_degraded`: 1 while ready only by the fleet policy (a dependency lost on every replica).
-    pub degraded: IntGauge,
-}
-
-impl HealthMetrics {
-    fn register(r: &Registry) -> Self {
-        let dependency_up = register(
-            r,
-            IntGaugeVec::new(
-                opts(
-                    "dependency_up",
-                    "Whether a required dependency (sshTunnel, mongodb) is healthy as /ready sees it: 1 healthy, 0 not.",
-                ),
-                &["dependency"],
-            )
-            .expect("valid metric"),
-        );
-        let degraded = gauge(
-            r,
-            "degraded",
-            "1 while /ready is 200 with status degraded: under health.readiness = fleet, a dependency is unhealthy \
-             here and on every peer that reports (a shared outage), past health.unready_window; tool calls answer \
-             with the explained error meanwhile.",
-        );
-        Self {
-            dependency_up,
-            degraded,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -49,6 +49,10 @@ def test_tools_route_by_connection_id_and_the_guards_are_per_target(targets):
 
     audit = [l for l in nexus.log_lines() if l.get("tool") == "insert-many" and "caller" in l]
     assert [(l["target"], l["outcome"]) for l in audit] == [("staging", "ok"), ("prod", "rejected")]
+    metrics = nexus.metrics()
+    calls = 'nexus_mcp_tool_calls_total{{outcome="{}",target="{}",tool="insert-many"}}'
+    assert metrics[calls.format("ok", "staging")] == 1 and metrics[calls.format("rejected", "prod")] == 1
+    assert metrics[calls.format("ok", "prod")] == 0 and metrics[calls.format("rejected", "staging")] == 0
 
 
 def test_naming_no_or_an_unknown_target_is_a_clear_error(targets):

@@ -84,7 +84,7 @@ async fn reload_on_sighup(tokens: Arc<Tokens>, stop: CancellationToken) {
 /// A [`ConfigError`] (exit 64) when a configured address cannot be bound or a stage finds the configuration
 /// unusable; other errors are unexpected.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::for_targets(config.named));
     let targets: Vec<Runtime> = config
         .targets
         .iter()

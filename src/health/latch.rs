@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::metrics::STAGES;
 use super::{Health, lock};
-use crate::metrics::STAGES;
 
 /// Startup stages, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -29,6 +29,7 @@ mod checks;
 mod config;
 mod fleet;
 mod latch;
+pub mod metrics;
 mod probes;
 mod readiness;
 mod status;
@@ -49,7 +50,7 @@ pub use readiness::{NotReady, Verdict, decide};
 pub use status::{CheckStatus, FLIP_AFTER, Observation};
 pub use targets::{Probes, TargetHealth};
 
-use crate::metrics::{HealthMetrics, StartupMetrics};
+use metrics::{HealthMetrics, StartupMetrics};
 
 /// The check names used in probe bodies.
 pub const SSH_TUNNEL: &str = "sshTunnel";

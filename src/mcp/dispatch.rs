@@ -20,6 +20,7 @@ use tracing::Instrument as _;
 
 use super::confirm;
 use super::guard::Rejected;
+use super::metrics::NO_TARGET;
 use super::render::Output;
 use super::server::NexusServer;
 use super::targets::{CONNECTION_ID, Target};
@@ -143,8 +144,7 @@ impl NexusServer {
         let outcome = CallOutcome::of(&result);
         CallOutcome::report(outcome);
         self.metrics
-            .tool_calls
-            .with_label_values(&[tool, outcome.label()])
+            .tool_call(tool, outcome.label(), &target.name)
             .inc();
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
         let label = outcome.label();
@@ -257,6 +257,10 @@ impl NexusServer {
             Ok(Some(t)) if t.named => Some(t.name.to_string()),
             _ => field(CONNECTION_ID).filter(|_| self.targets.named()),
         };
+        let resolved = match &target {
+            Ok(Some(t)) => Some(t.name.clone()),
+            _ => None,
+        };
         let response = match target {
             Ok(target) => {
                 let routed = self
@@ -274,8 +278,7 @@ impl NexusServer {
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
                 if self.tool_router.has_route(&tool) {
                     self.metrics
-                        .tool_calls
-                        .with_label_values(&[tool.as_str(), outcome.label()])
+                        .tool_call(&tool, outcome.label(), NO_TARGET)
                         .inc();
                 }
                 Ok(
@@ -288,10 +291,8 @@ impl NexusServer {
         let outcome = reported.unwrap_or_else(|| {
             let outcome = outcome_without_call(&response);
             if self.tool_router.has_route(&tool) {
-                self.metrics
-                    .tool_calls
-                    .with_label_values(&[tool.as_str(), outcome.label()])
-                    .inc();
+                let target = resolved.as_deref().unwrap_or(NO_TARGET);
+                self.metrics.tool_call(&tool, outcome.label(), target).inc();
             }
             outcome
         });

@@ -16,6 +16,8 @@ pub struct McpMetrics {
     pub tool_calls: IntCounterVec,
     /// `nexus_mcp_in_flight`: MCP requests being handled right now.
     pub in_flight: IntGauge,
+    /// Whether `tool_calls` has the `target` label.
+    named: bool,
 }
 
 label_set! {
@@ -30,8 +32,13 @@ label_set! {
     }
 }
 
+/// The `target` of a call that named no known target (an unknown `connectionId`, `list-connections`); target
+/// names cannot contain parentheses.
+pub const NO_TARGET: &str = "(none)";
+
 impl McpMetrics {
-    pub(crate) fn register(r: &Registry) -> Self {
+    /// `named`: the configuration names targets, and `nexus_mcp_tool_calls_total` gets a `target` label.
+    pub(crate) fn register(r: &Registry, named: bool) -> Self {
         let requests = counter_vec(
             r,
             "mcp_requests_total",
@@ -55,10 +62,27 @@ impl McpMetrics {
                 r,
                 "mcp_tool_calls_total",
                 "MCP tool calls by tool and outcome: ok, rejected (a guard or bad argument), failed (MongoDB \
-                 error), unavailable (a dependency is down), input_required (asked the user to confirm).",
-                &["tool", "outcome"],
+                 error), unavailable (a dependency is down), input_required (asked the user to confirm); with \
+                 named targets, also by target.",
+                if named {
+                    &["tool", "outcome", "target"]
+                } else {
+                    &["tool", "outcome"]
+                },
             ),
+            named,
             in_flight: gauge(r, "mcp_in_flight", "MCP requests being handled right now."),
+        }
+    }
+}
+
+impl McpMetrics {
+    /// The `nexus_mcp_tool_calls_total` series of one call (`target` is ignored without named targets).
+    pub fn tool_call(&self, tool: &str, outcome: &str, target: &str) -> prometheus::IntCounter {
+        if self.named {
+            self.tool_calls.with_label_values(&[tool, outcome, target])
+        } else {
+            self.tool_calls.with_label_values(&[tool, outcome])
         }
     }
 }

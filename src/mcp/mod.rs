@@ -30,5 +30,9 @@ pub use server::NexusServer;
 pub fn precreate_metrics(metrics: &metrics::McpMetrics, targets: &targets::Targets) {
     let names = server::names(targets);
     let tools = registry::router(!targets.any_writable(), names.as_deref()).list_all();
-    requests::precreate(metrics, tools.iter().map(|t| t.name.as_ref()));
+    requests::precreate(
+        metrics,
+        tools.iter().map(|t| t.name.as_ref()),
+        &targets.metric_labels(),
+    );
 }

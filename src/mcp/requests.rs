@@ -7,14 +7,22 @@ use std::time::Instant;
 use super::dispatch::CallOutcome;
 use super::metrics::McpMetrics;
 pub use super::metrics::Method;
+#[cfg(test)]
+use super::metrics::NO_TARGET;
 use crate::metrics::Label as _;
 
-/// Creates the series of every tool in `tools` with every [`CallOutcome`] label (those of every [`Method`] exist
-/// from registration).
-pub fn precreate<'a>(metrics: &McpMetrics, tools: impl IntoIterator<Item = &'a str>) {
+/// Creates the series of every tool in `tools` with every [`CallOutcome`] label, for each of `targets` (those of
+/// every [`Method`] exist from registration).
+pub fn precreate<'a>(
+    metrics: &McpMetrics,
+    tools: impl IntoIterator<Item = &'a str>,
+    targets: &[&str],
+) {
     for tool in tools {
         for outcome in CallOutcome::LABELS {
-            metrics.tool_calls.with_label_values(&[tool, outcome]);
+            for target in targets {
+                metrics.tool_call(tool, outcome, target);
+            }
         }
     }
 }
@@ -57,7 +65,7 @@ mod tests {
     #[test]
     fn every_method_and_tool_outcome_exists_before_the_first_request() {
         let metrics = Metrics::new();
-        precreate(&metrics.mcp, ["find"]);
+        precreate(&metrics.mcp, ["find"], &[NO_TARGET]);
         let text = metrics.render();
         for method in Method::ALL {
             assert!(
@@ -81,7 +89,7 @@ mod tests {
     #[test]
     fn a_timed_request_counts_under_its_own_label() {
         let metrics = Metrics::new();
-        precreate(&metrics.mcp, []);
+        precreate(&metrics.mcp, [], &[NO_TARGET]);
         drop(Timed::start(&metrics.mcp, Method::ResourcesList));
         assert_eq!(
             metrics

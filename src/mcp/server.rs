@@ -58,7 +58,11 @@ impl NexusServer {
         let codec = Arc::new(confirm::codec(targets.first().ctx.confirm_key.as_ref()));
         let tools = tool_router.list_all();
         // Every series exists from the start, so rates and alerts see zeros, not gaps.
-        requests::precreate(&metrics, tools.iter().map(|t| t.name.as_ref()));
+        requests::precreate(
+            &metrics,
+            tools.iter().map(|t| t.name.as_ref()),
+            &targets.metric_labels(),
+        );
         Self {
             targets,
             metrics,

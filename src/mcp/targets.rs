@@ -91,6 +91,13 @@ impl Targets {
         &self.list[0]
     }
 
+    /// The `target` label values of `nexus_mcp_tool_calls_total`: each name, and the one of calls that name none.
+    pub fn metric_labels(&self) -> Vec<&str> {
+        let mut labels: Vec<&str> = self.list.iter().map(|t| t.name.as_ref()).collect();
+        labels.push(super::metrics::NO_TARGET);
+        labels
+    }
+
     /// Whether any target allows writes (then the write tools are listed; read-only targets refuse them).
     pub fn any_writable(&self) -> bool {
         self.list.iter().any(|t| !t.ctx.guard.read_only())
