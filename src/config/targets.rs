@@ -177,6 +177,23 @@ mod layering_tests {
     }
 
     #[test]
+    fn two_targets_cannot_share_a_fixed_forward_port() {
+        let toml = TWO
+            .replace(
+                "[targets.prod.mcp]",
+                "[targets.prod.tunnel]\nlocal_listen = \"127.0.0.1:27099\"\n[targets.prod.mcp]",
+            )
+            .replace(
+                "[targets.staging.mongo]",
+                "[targets.staging.tunnel]\nlocal_listen = \"127.0.0.1:27099\"\n[targets.staging.mongo]",
+            );
+        let (_d, s) = sources(&toml, &[]);
+        let e = load(&s).unwrap_err().to_string();
+        assert!(e.contains("targets.staging.tunnel.local_listen"), "{e}");
+        assert!(e.contains("targets.prod.tunnel.local_listen"), "{e}");
+    }
+
+    #[test]
     fn a_target_error_names_its_key() {
         let bad = TWO.replace("port = 2222", "port = \"often\"");
         let (_d, s) = sources(&bad, &[]);

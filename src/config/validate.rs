@@ -86,6 +86,7 @@ pub(super) fn all(
         };
         targets.push(target(at, &name, required, parts, explicit)?);
     }
+    distinct_forwards(&targets)?;
     Ok(Config {
         server,
         targets,
@@ -93,6 +94,34 @@ pub(super) fn all(
         log,
         health,
     })
+}
+
+/// Two targets cannot share a fixed `tunnel.local_listen`: the second would wait for the port for ever.
+fn distinct_forwards(targets: &[TargetConfig]) -> Result<(), ConfigError> {
+    let fixed = |t: &TargetConfig| {
+        t.tunnel
+            .as_ref()
+            .map(|c| c.local_listen)
+            .filter(|a| a.port() != 0)
+    };
+    for (i, t) in targets.iter().enumerate() {
+        if let Some(addr) = fixed(t)
+            && let Some(first) = targets[..i].iter().find(|o| fixed(o) == Some(addr))
+        {
+            let section = |t: &TargetConfig| match t.name.as_str() {
+                DEFAULT_TARGET => "tunnel".to_string(),
+                name => format!("targets.{name}.tunnel"),
+            };
+            return Err(ConfigError::invalid(
+                format!("{}.local_listen", section(t)),
+                format!(
+                    "{addr} is also {}.local_listen: give each target its own port (or 0 for a free one)",
+                    section(first)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The sections one target is made of, as typed.
