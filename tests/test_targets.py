@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from support import call_tool, list_tools, read_resource, session, ts_call_tool
+from support import call_tool, list_tools, read_resource, session, ts_call_tool, wait_until
+from support.fleet import RedisServer
 from support.mcpclient import acall
 from support.targets import Targets
 
@@ -208,3 +209,36 @@ def test_without_named_targets_connection_id_is_accepted_and_ignored(targets):
     assert env_of(nexus, "3f0c1a9e-any-id") == "prod"
     tools = {t.name: t for t in list_tools(nexus.mcp_url)}
     assert "list-connections" not in tools and "connectionId" not in tools["find"].input_schema["properties"]
+
+
+def test_on_a_fleet_each_target_is_compared_with_the_same_target_on_the_peers(targets, tmp_path):
+    """health.readiness = fleet with named targets (real redis-server): a replica's checks of a target are compared
+    with the same target's on its peers. staging's bastion going down on both replicas is a shared outage — out of
+    the pool for the window, then ready as degraded — although prod stays healthy on every peer (were the targets'
+    checks published under one key, the peers would seem to report staging healthy and keep both out)."""
+    redis = RedisServer(tmp_path / "redis")
+    window = 2.0
+    sections = {
+        "health": {"readiness": "fleet", "unready_window": f"{window}s", "peer_interval": "250ms"},
+        "server.sessions": {"store": "redis", "redis_url": redis.url, "key_prefix": "targets-fleet:"},
+    }
+    try:
+        replicas = [targets.nexus(name, required={"prod": True, "staging": True}, **sections)
+                    for name in ("n1", "n2")]
+        for n in replicas:
+            n.wait_ready()
+        targets["staging"].sshd.kill()
+        for n in replicas:
+            n.wait_unready(timeout=window + 5)
+        wait_until(lambda: all(n.get("/ready")[0] == 200 for n in replicas), 4 * window,
+                   "both replicas ready again as degraded (a shared outage)")
+        for n in replicas:
+            status, body = n.get("/ready")
+            assert (status, body["status"]) == (200, "degraded"), body
+            assert body["targets"]["staging"]["status"] == "degraded", body
+            assert body["targets"]["prod"]["status"] == "healthy", body
+            assert n.metrics()['nexus_degraded{target="staging"}'] == 1
+            assert n.metrics()['nexus_degraded{target="prod"}'] == 0
+        assert env_of(replicas[0], "prod") == "prod", "the healthy target serves meanwhile"
+    finally:
+        redis.stop()
