@@ -62,6 +62,10 @@ def test_naming_no_or_an_unknown_target_is_a_clear_error(targets):
     r = call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "orders", "connectionId": "nope"})
     assert r.is_error and r.text.startswith("QUERY_REJECTED"), r.text
     assert 'unknown connectionId "nope"' in r.text and "prod, staging" in r.text, r.text
+    audit = [l for l in nexus.log_lines() if l.get("tool") == "count" and "caller" in l]
+    assert [(l["target"], l["outcome"]) for l in audit] == [("(none)", "rejected")], audit
+    r = call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "orders", "connectionId": "n" * 100_000})
+    assert r.is_error and len(r.text) < 400, f"an unknown id is echoed bounded: {len(r.text)} characters"
     # Two targets and none named `default`: the call must say which.
     r = call_tool(nexus.mcp_url, "count", {"database": "shop", "collection": "orders"})
     assert r.is_error and "connectionId" in r.text and "prod, staging" in r.text, r.text

@@ -253,9 +253,10 @@ impl NexusServer {
                 .resolve(field(CONNECTION_ID).as_deref())
                 .map(Some)
         };
+        // The audit line names only configured targets: an unknown `connectionId` is the caller's text.
         let target_label = match &target {
             Ok(Some(t)) if t.named => Some(t.name.to_string()),
-            _ => field(CONNECTION_ID).filter(|_| self.targets.named()),
+            _ => self.targets.named().then(|| NO_TARGET.to_string()),
         };
         let resolved = match &target {
             Ok(Some(t)) => Some(t.name.clone()),

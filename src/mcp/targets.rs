@@ -120,6 +120,8 @@ fn choose<'a>(
     let found = |wanted: &str| names.clone().position(|n| n == wanted);
     match id {
         Some(id) => found(id).ok_or_else(|| {
+            // The caller's text, echoed bounded (a name is at most 32 characters).
+            let id: String = id.chars().take(40).collect();
             format!(
                 "unknown {CONNECTION_ID} {id:?}: this server's connections are {} (list-connections shows their \
                  state)",
@@ -151,5 +153,12 @@ mod tests {
         let err = pick(&["prod", "staging"], Some("nope")).unwrap_err();
         assert!(err.contains("unknown connectionId \"nope\""), "{err}");
         assert!(err.contains("prod, staging"), "{err}");
+        let huge = "x".repeat(100_000);
+        let err = pick(&["prod"], Some(&huge)).unwrap_err();
+        assert!(
+            err.len() < 300,
+            "the unknown id is echoed bounded: {} bytes",
+            err.len()
+        );
     }
 }
